@@ -1,0 +1,5 @@
+import sys
+
+from hks.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""``python -m hks <command>``: one entry point, one sub-command per feature.
+
+Each command lives in its own module and is listed in :data:`COMMANDS` as
+``"module:register"``; ``register(subparsers)`` adds the command's parser and sets ``func``.
+Errors the user can fix (:class:`hks.errors.HksError`) are printed as one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from hks import config
+from hks.errors import HksError
+
+COMMANDS: dict[str, str] = {
+    "search": "hks.cli:register_search",
+    "report": "hks.report.command:register",
+    "retrain-best": "hks.retrain:register_retrain",
+    "evaluate": "hks.retrain:register_evaluate",
+    "autolr": "hks.autolr.command:register",
+    "worker": "hks.worker:register",
+}
+
+
+def register_search(subparsers) -> None:
+    parser = subparsers.add_parser("search", help="run or resume a search (what hyperopt_optimize.py does)",
+                                   description="Run or resume a hyperparameter and architecture search.")
+    config.add_arguments(parser)
+    parser.set_defaults(func=search_command)
+
+
+def search_command(args: argparse.Namespace) -> int:
+    from hks.search import run_search
+
+    settings = config.resolve(args)
+    try:
+        run_search(settings)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are saved in {settings.trials_file}; run again to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hks", description="hyperopt Keras search (hks)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for target in COMMANDS.values():
+        module_name, function_name = target.split(":")
+        getattr(importlib.import_module(module_name), function_name)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HksError as exc:
+        print(f"hks: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,194 @@
+"""Every setting of hks in one place: its default, its environment variable and its CLI flag.
+
+A setting is declared once, as a field of :class:`Settings` with :func:`option` metadata.
+The CLI flags (``--max-evals``), the environment variables (``HKS_MAX_EVALS``) and the
+defaults are all derived from that declaration, so they cannot drift apart.
+Precedence: CLI flag > environment variable > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hks.errors import ConfigError
+
+ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "gp")
+DATASETS = ("cifar100", "cifar10")
+
+
+def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None) -> Any:
+    """Declare a setting: default value, environment variable (or None) and help text."""
+    return field(default=default, metadata={"env": env, "help": help, "choices": tuple(choices or ())})
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+@dataclass
+class Settings:
+    """What a search, a worker or a report needs to know. Serialisable with :meth:`to_dict`."""
+
+    # --- data -------------------------------------------------------------------------
+    dataset: str = option("cifar100", "HKS_DATASET", "dataset to search on", choices=DATASETS)
+    data_dir: str = option("ml_req", "HKS_DATA_DIR", "folder holding the official CIFAR archives")
+    download: bool = option(True, "HKS_DOWNLOAD", "download the archive into --data-dir when it is absent")
+    dataset_size: int = option(0, "HKS_DATASET_SIZE", "use only this many training images (0: all)")
+    val_fraction: float = option(0.1, "HKS_VAL_FRACTION", "fraction of the training set held out for model selection")
+    augment_crop: bool = option(False, "HKS_AUGMENT_CROP", "random 4-pixel-padded crops on training batches")
+    # --- one trial ----------------------------------------------------------------------
+    epochs: int = option(100, "HKS_EPOCHS", "maximum epochs per trial")
+    patience: int = option(6, "HKS_PATIENCE", "early-stopping patience on validation fine accuracy (epochs)")
+    threads: int = option(0, "HKS_THREADS", "TensorFlow threads per process (0: TensorFlow decides)")
+    save_models: bool = option(False, "HKS_SAVE_MODELS", "save each trial's best weights beside its JSON result")
+    # --- the search ---------------------------------------------------------------------
+    algo: str = option("tpe", "HKS_ALGO", "search algorithm", choices=ALGORITHMS)
+    max_evals: int = option(100, "HKS_MAX_EVALS", "total trials, counting those already done")
+    n_startup_trials: int = option(20, "HKS_N_STARTUP_TRIALS", "random trials before TPE starts modelling")
+    seed: int = option(42, "HKS_SEED", "seed of the search and of the validation split")
+    space: str = option("hks.space", "HKS_SPACE", "search space: a module name or a .py file defining SPACE")
+    # --- where things go ----------------------------------------------------------------
+    results_dir: str = option("results", "HKS_RESULTS_DIR", "folder for JSON results, weights and plots")
+    trials_file: str = option("results.pkl", "HKS_TRIALS_FILE", "hyperopt Trials pickle, for resuming")
+    experiment_name: str = option("hks_cifar100", "EXPERIMENT_NAME", "name of this search (the store's exp key)")
+    plots: bool = option(True, "HKS_PLOTS", "draw architecture pictures of the demo and the best model")
+    # --- distributed search: job store, master and workers (hks.store, hks.worker) --------
+    store: str = option("", "HKS_STORE", "job store URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB "
+                        "or mongodb://USER:PASSWORD@HOST/DB (empty: trials run in this process)")
+    mongo_db_host: str = option("", "MONGO_DB_HOST", "classic: MongoDB host of the job store when --store is unset")
+    mongo_db_port: int = option(27017, "MONGO_DB_PORT", "classic: MongoDB port, with MONGO_DB_HOST")
+    objective: str = option("hks.objective:run_trial", "HKS_OBJECTIVE", "trial function workers import by "
+                            "name (module:function); a worker must be started with the master's")
+    workers: int = option(0, "HKS_WORKERS", "start this many local worker processes (SQLite store in "
+                          "--results-dir unless --store is set)")
+    queue_len: int = option(0, "HKS_QUEUE_LEN", "suggestions kept queued for workers (0: one per live worker)")
+    lease_seconds: float = option(60.0, "HKS_LEASE_SECONDS", "a running trial whose worker sends no heartbeat "
+                                  "this long goes back to the queue")
+    max_attempts: int = option(3, "HKS_MAX_ATTEMPTS", "a trial whose worker is lost this many times is failed")
+    idle_timeout: float = option(0.0, "HKS_IDLE_TIMEOUT", "a worker with nothing to do exits after this many "
+                                 "seconds (0: it waits forever)")
+    gpu: str = option("", "HKS_GPU", "pin a worker to this GPU id (empty: every visible GPU; -1: CPU only)")
+    # --- Gaussian-process Bayesian optimisation through Ax (hks.bayesopt, --algo gp) ------
+    gp_space: str = option("hks.bayesopt.sgd_space", "HKS_GP_SPACE", "flat space searched by --algo gp: a module "
+                           "or .py file whose SPACE maps names to hks.bayesopt Float/Int/Choice")
+    gp_init_trials: int = option(5, "HKS_GP_INIT_TRIALS", "Sobol trials before the Gaussian process models "
+                                 "(--algo gp; failed trials do not count)")
+    # --- autoHyper initial learning rate (hks.autolr) -------------------------------------
+    base_lr: str = option("0.001", "HKS_BASE_LR", "base learning rate that lr_rate_mult scales, or 'auto' to "
+                          "calibrate it with autoHyper before the search starts")
+    autolr_min_lr: float = option(1e-4, "HKS_AUTOLR_MIN_LR", "autoHyper: lowest learning rate of the first grid")
+    autolr_max_lr: float = option(0.1, "HKS_AUTOLR_MAX_LR", "autoHyper: highest learning rate of the first grid")
+    autolr_num_lrs: int = option(20, "HKS_AUTOLR_NUM_LRS", "autoHyper: learning rates per geometric grid (>= 4)")
+    autolr_epochs: int = option(5, "HKS_AUTOLR_EPOCHS", "autoHyper: training epochs per trial learning rate")
+    autolr_max_trials: int = option(50, "HKS_AUTOLR_MAX_TRIALS", "autoHyper: most learning rates trained")
+    autolr_optimizer: str = option("", "HKS_AUTOLR_OPTIMIZER", "autoHyper: Keras optimizer to calibrate "
+                                   "(empty: the point's own)")
+    autolr_point: str = option("", "HKS_AUTOLR_POINT", "autoHyper: JSON file with the space point (or a trial "
+                               "result) whose architecture is trained (empty: the demo point)")
+    # --- reports, retraining and TensorBoard (hks.report, hks.retrain) ------------------
+    tensorboard: bool = option(False, "HKS_TENSORBOARD", "write TensorBoard logs per trial into "
+                               "<results-dir>/tensorboard/")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        """Rebuild settings saved with :meth:`to_dict`, ignoring keys from other versions."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def has_coarse_labels(self) -> bool:
+        return self.dataset == "cifar100"
+
+
+def _fields() -> list[dataclasses.Field]:
+    return list(dataclasses.fields(Settings))
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(f: dataclasses.Field, raw: str, source: str) -> Any:
+    kind = type(f.default)
+    try:
+        value = _parse_bool(raw) if kind is bool else kind(raw)
+    except ValueError:
+        raise ConfigError(f"{source}={raw!r} is not a valid {kind.__name__}: {f.metadata['help']}") from None
+    choices = f.metadata["choices"]
+    if choices and value not in choices:
+        raise ConfigError(f"{source}={raw!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
+    """Add a flag for each named setting (all by default); unset flags stay None."""
+    wanted = set(names) if names is not None else None
+    for f in _fields():
+        if wanted is not None and f.name not in wanted:
+            continue
+        env = f.metadata["env"]
+        help_text = f"{f.metadata['help']} (default {f.default!r}" + (f", env {env})" if env else ")")
+        if type(f.default) is bool:
+            parser.add_argument(flag_name(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+        else:
+            parser.add_argument(flag_name(f.name), dest=f.name, default=None, metavar=f.name.upper(),
+                                help=help_text)
+
+
+def resolve(args: argparse.Namespace | Mapping[str, Any] | None = None,
+            environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from CLI values (strings or typed), then environment, then defaults."""
+    cli = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in _fields():
+        env = f.metadata["env"]
+        if cli.get(f.name) is not None:
+            raw = cli[f.name]
+            values[f.name] = _convert(f, raw, flag_name(f.name)) if isinstance(raw, str) else raw
+        elif env and environ.get(env, "") != "":
+            values[f.name] = _convert(f, environ[env], env)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.max_evals < 0:
+        raise ConfigError(f"--max-evals must be >= 0, got {settings.max_evals}")
+    if settings.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {settings.epochs}")
+    if not 0.0 < settings.val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction must be between 0 and 1, got {settings.val_fraction}")
+    if settings.dataset_size < 0:
+        raise ConfigError(f"--dataset-size must be >= 0 (0 means all), got {settings.dataset_size}")
+    _validate_base_lr(settings.base_lr)
+
+
+def _validate_base_lr(text: str) -> None:
+    """--base-lr is 'auto' or a positive number (hks.autolr)."""
+    if text.strip().lower() == "auto":
+        return
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"--base-lr={text!r} must be a positive number such as 0.001, or 'auto' to calibrate it")

@@ -1,0 +1,175 @@
+"""One trial: build the model of a space point, train it with early stopping, summarise it.
+
+:func:`run_trial` never raises for a trial's own failure (exception, NaN loss, out of memory):
+it returns ``status: fail`` with the error and traceback, so the search goes on. Problems with
+the setup itself (missing dataset, bad settings) do raise, since every trial would fail alike.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hks import results as res
+from hks.config import Settings
+from hks.data import Splits, load_splits, make_dataset
+from hks.errors import DatasetError, HksError
+from hks.model import build_model
+
+EpochHook = Callable[[int, dict[str, float]], None]
+ModelBuilder = Callable[..., Any]
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged: the loss became NaN or infinite."""
+
+
+def configure_threads(threads: int) -> None:
+    """Cap TensorFlow's thread pools so that several workers on one machine share its cores."""
+    if threads <= 0:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
+    except RuntimeError:
+        pass  # TensorFlow already started; the first setting stays in force.
+
+
+def splits_for(settings: Settings) -> Splits:
+    return load_splits(settings.dataset, settings.data_dir, download=settings.download,
+                       val_fraction=settings.val_fraction, dataset_size=settings.dataset_size,
+                       seed=settings.seed)
+
+
+def _epoch_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        """Prints one line per epoch and forwards the metrics (e.g. to a worker's store)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            if verbose:
+                shown = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "fine_accuracy", "val_fine_accuracy",
+                                                                   "val_coarse_accuracy") if k in logs)
+                print(f"    epoch {epoch + 1}/{settings.epochs}  {shown}  "
+                      f"({time.perf_counter() - self.started:.1f}s)", flush=True)
+            if on_epoch is not None:
+                on_epoch(epoch, logs)
+
+    return EpochProgress()
+
+
+def tensorboard_callback(settings: Settings, name: str):
+    """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``)."""
+    import keras
+
+    return keras.callbacks.TensorBoard(log_dir=str(Path(settings.results_dir) / "tensorboard" / name))
+
+
+def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
+                on_epoch: EpochHook | None = None, verbose: bool = True,
+                log_name: str | None = None) -> dict[str, list[float]]:
+    """Fit with early stopping on validation fine accuracy; returns the per-epoch history."""
+    import keras
+
+    train = make_dataset(splits.train, batch_size, training=True, augment_crop=settings.augment_crop, seed=seed)
+    val = make_dataset(splits.val, batch_size, training=False)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(monitor="val_fine_accuracy", mode="max", patience=settings.patience,
+                                      restore_best_weights=settings.save_models),
+        _epoch_callback(settings, on_epoch, verbose),
+    ]
+    if settings.tensorboard:
+        callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}"))
+    history = model.fit(train, validation_data=val, epochs=settings.epochs, verbose=0, callbacks=callbacks,
+                        shuffle=False)  # tf.data shuffles already
+    out = {k: [float(v) for v in values] for k, values in history.history.items()}
+    for prefix in ("", "val_"):  # a single-head model logs its head's loss as the total loss
+        if f"{prefix}fine_loss" not in out and f"{prefix}loss" in out:
+            out[f"{prefix}fine_loss"] = out[f"{prefix}loss"]
+    return out
+
+
+def summarize(history: dict[str, list[float]]) -> dict[str, Any]:
+    """The classic result fields from a history; ``loss`` is minus the best validation fine accuracy."""
+    losses = history.get("loss", [])
+    bad = [i for i, value in enumerate(losses) if not math.isfinite(value)]
+    if not losses or bad:
+        raise NonFiniteLoss(f"loss became non-finite at epoch {bad[0] + 1 if bad else 1}")
+    out: dict[str, Any] = {}
+    for head in ("fine", "coarse"):
+        acc, loss = history.get(f"val_{head}_accuracy"), history.get(f"val_{head}_loss")
+        out[f"{head}_best_accuracy"] = max(acc) if acc else None
+        out[f"{head}_best_loss"] = min(loss) if loss else None
+        out[f"{head}_end_accuracy"] = acc[-1] if acc else None
+        out[f"{head}_end_loss"] = loss[-1] if loss else None
+    val_fine = history["val_fine_accuracy"]
+    out["loss"] = -out["fine_best_accuracy"]
+    out["real_loss"] = min(history["val_loss"])
+    out["best_epoch"] = val_fine.index(max(val_fine)) + 1
+    out["epochs_run"] = len(val_fine)
+    return out
+
+
+def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | None = None,
+              tid: int | None = None, on_epoch: EpochHook | None = None,
+              build: ModelBuilder = build_model, verbose: bool = True) -> dict[str, Any]:
+    """Train one point of the space and return its hyperopt result (also written as JSON)."""
+    import keras
+
+    configure_threads(settings.threads)
+    splits = splits if splits is not None else splits_for(settings)
+    seed = settings.seed * 1000 + (tid or 0)
+    started = time.time()
+    base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started}
+    model = None
+    try:
+        keras.utils.set_random_seed(seed)
+        model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+        batch_size = int(point.get("batch_size") or 128)
+        history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
+                              log_name=f"trial_{tid}" if tid is not None else None)
+        result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
+                  "params": int(model.count_params())}
+        result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
+        if settings.save_models:
+            result["weights_file"] = _save_model(model, settings.results_dir, result["model_name"])
+    except (DatasetError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a trial's own failure: recorded, the search goes on
+        result = {**base, "status": res.STATUS_FAIL, "loss": None, "model_name": res.make_model_name(None),
+                  "error": _one_line(exc), "error_type": type(exc).__name__,
+                  "traceback": traceback.format_exc(), "history": locals().get("history", {})}
+    finally:
+        del model
+        keras.backend.clear_session()
+    result["finished_at"] = time.time()
+    result["train_seconds"] = round(result["finished_at"] - started, 3)
+    res.write_result(result, settings.results_dir)
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, HksError):
+        return message
+    return f"{type(exc).__name__}: {message}"[:500]
+
+
+def _save_model(model, results_dir: str, model_name: str) -> str:
+    path = Path(results_dir) / f"{model_name}.keras"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return str(path)

@@ -1,0 +1,53 @@
+"""Pictures of model architectures (Keras ``plot_model``, which needs Graphviz's ``dot``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+GRAPHVIZ_MISSING = ("Graphviz is not installed, so no architecture picture was drawn: "
+                    "install it (apt-get install graphviz, or brew install graphviz) and pydot")
+
+
+def graphviz_available() -> bool:
+    if shutil.which("dot") is None:
+        return False
+    try:
+        import pydot  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot_architecture(model, path: str | Path) -> str | None:
+    """Draw ``model`` to ``path``; returns None on success, else a one-line reason (never raises)."""
+    if not graphviz_available():
+        return GRAPHVIZ_MISSING
+    import keras
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        keras.utils.plot_model(model, to_file=str(path), show_shapes=True, show_layer_names=True, dpi=72)
+    except Exception as exc:  # drawing is a nicety: it must never stop a search
+        return f"could not draw {path.name}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def plot_point(point: dict, path: str | Path, num_fine: int = 100, num_coarse: int | None = 20) -> str | None:
+    """Build the model of a space point and draw it (see :func:`plot_architecture`)."""
+    import keras
+
+    from hks.model import build_model
+
+    if not graphviz_available():
+        return GRAPHVIZ_MISSING
+    try:
+        model = build_model(point, num_fine, num_coarse)
+    except Exception as exc:
+        return f"could not build the model to draw {Path(path).name}: {exc}"
+    try:
+        return plot_architecture(model, path)
+    finally:
+        del model
+        keras.backend.clear_session()

@@ -1,0 +1,49 @@
+"""Settings: one declaration gives the default, the environment variable and the CLI flag."""
+
+import argparse
+
+import pytest
+
+from hks import config
+from hks.errors import ConfigError
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_when_nothing_is_set():
+    settings = config.resolve(_parse([]), environ={})
+    assert settings == config.Settings()
+    assert settings.algo == "tpe" and settings.trials_file == "results.pkl"
+
+
+def test_classic_environment_variables_are_read():
+    env = {"HKS_MAX_EVALS": "7", "HKS_EPOCHS": "3", "EXPERIMENT_NAME": "mine", "HKS_DOWNLOAD": "no"}
+    settings = config.resolve(_parse([]), environ=env)
+    assert (settings.max_evals, settings.epochs, settings.experiment_name, settings.download) == (7, 3, "mine", False)
+
+
+def test_cli_flag_beats_environment():
+    settings = config.resolve(_parse(["--max-evals", "9", "--download"]),
+                              environ={"HKS_MAX_EVALS": "7", "HKS_DOWNLOAD": "0"})
+    assert settings.max_evals == 9 and settings.download is True
+
+
+@pytest.mark.parametrize("argv, env, fragment", [
+    (["--algo", "nope"], {}, "--algo='nope' is not one of tpe"),
+    ([], {"HKS_EPOCHS": "ten"}, "HKS_EPOCHS='ten' is not a valid int"),
+    (["--val-fraction", "1.5"], {}, "--val-fraction must be between 0 and 1"),
+    ([], {"HKS_DATASET": "mnist"}, "HKS_DATASET='mnist' is not one of cifar100, cifar10"),
+])
+def test_bad_values_give_one_clear_line(argv, env, fragment):
+    with pytest.raises(ConfigError) as err:
+        config.resolve(_parse(argv), environ=env)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_settings_round_trip_through_dict_ignores_unknown_keys():
+    settings = config.Settings(epochs=4, dataset="cifar10")
+    assert config.Settings.from_dict({**settings.to_dict(), "from_a_newer_version": 1}) == settings

@@ -1,0 +1,100 @@
+"""Every point of the classic space builds a valid two-headed model, and every option gets used."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from hyperopt import hp
+
+from hks import model, space
+from hks.errors import SpaceError
+
+N_POINTS = 60
+
+
+@pytest.fixture(scope="module")
+def points():
+    return [space.sample_point(space.SPACE, seed) for seed in range(N_POINTS)]
+
+
+def test_sampled_points_cover_every_option(points):
+    seen = {key: Counter(str(p[key]) for p in points) for key in space.SPACE}
+    assert set(seen["optimizer"]) == set(space.OPTIMIZERS)
+    assert set(seen["pooling_type"]) == set(space.POOLING_TYPES)
+    assert set(seen["activation"]) == set(space.ACTIVATIONS)
+    assert set(seen["use_BN"]) == {"True", "False"}
+    assert set(seen["first_conv"]) == {"None", "3", "4"}
+    assert set(seen["residual"]) == {"None", "1", "2", "3", "4"}
+    assert set(seen["nb_conv_pool_layers"]) == {"2", "3"}
+    assert set(seen["conv_pool_res_start_idx"]) == {"0", "1", "2"}
+    assert set(seen["conv_kernel_size"]) == set(seen["res_conv_kernel_size"]) == {"2", "3", "4"}
+    assert "None" in seen["one_more_fc"] and len(seen["one_more_fc"]) > 5
+
+
+@pytest.mark.parametrize("key, low, high", [
+    ("lr_rate_mult", np.exp(-0.5), np.exp(0.5)), ("l2_weight_reg_mult", np.exp(-1.3), np.exp(1.3)),
+    ("batch_size", 100, 450), ("coarse_labels_weight", 0.1, 0.7), ("conv_dropout_drop_proba", 0, 0.35),
+    ("fc_dropout_drop_proba", 0, 0.6), ("conv_hiddn_units_mult", np.exp(-0.6), np.exp(0.6)),
+    ("fc_units_1_mult", np.exp(-0.6), np.exp(0.6)),
+])
+def test_numeric_keys_stay_in_their_classic_ranges(points, key, low, high):
+    values = [p[key] for p in points]
+    assert low <= min(values) and max(values) <= high
+    assert max(values) - min(values) > 0.5 * (high - low)
+
+
+def test_batch_size_is_a_multiple_of_five(points):
+    assert all(p["batch_size"] % 5 == 0 for p in points)
+
+
+def test_every_sampled_point_builds_a_two_headed_softmax_model(points):
+    import keras
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    for point in points:
+        built = model.build_model(point)
+        out = built(images, training=False)
+        assert out["fine"].shape == (2, 100) and out["coarse"].shape == (2, 20)
+        for head in ("fine", "coarse"):
+            assert np.allclose(out[head].numpy().sum(axis=1), 1.0, atol=1e-4), point
+        assert built.get_layer("fine").activation.__name__ == "softmax"
+        compiled = built.get_compile_config()
+        assert compiled["loss_weights"] == {"fine": 1.0, "coarse": float(point["coarse_labels_weight"])}
+        assert compiled["loss"] == {"fine": "sparse_categorical_crossentropy",
+                                    "coarse": "sparse_categorical_crossentropy"}
+        keras.backend.clear_session()
+
+
+def test_single_head_model_for_cifar10():
+    built = model.build_model(space.demo_point(), num_fine=10, num_coarse=None)
+    assert list(built.output) == ["fine"] and built.output["fine"].shape == (None, 10)
+
+
+def test_learning_rate_and_optimizer_follow_the_point():
+    point = {**space.demo_point(), "optimizer": "Nadam", "lr_rate_mult": 0.5}
+    built = model.build_model(point)
+    assert type(built.optimizer).__name__ == "Nadam"
+    assert np.isclose(float(built.optimizer.learning_rate), 0.0005)
+
+
+def test_custom_space_file_is_loaded_and_fingerprinted(tmp_path):
+    path = tmp_path / "my_space.py"
+    path.write_text("from hyperopt import hp\nSPACE = {'x': hp.uniform('x', 0, 1)}\n")
+    loaded = space.load_space(str(path))
+    assert space.fingerprint(loaded) == space.fingerprint({"x": hp.uniform("x", 0, 1)})
+    assert space.fingerprint(loaded) != space.fingerprint({"x": hp.uniform("x", 0, 2)})
+    assert space.fingerprint(space.load_space("hks.space")) == space.fingerprint(space.SPACE)
+
+
+@pytest.mark.parametrize("name, fragment", [("no_such_module_xyz", "cannot import search space"),
+                                            ("missing_file.py", "not found"), ("json", "defines no SPACE")])
+def test_bad_space_names_give_clear_errors(name, fragment):
+    with pytest.raises(SpaceError, match=fragment):
+        space.load_space(name)
+
+
+def test_a_point_missing_keys_or_with_a_bad_optimizer_is_refused_clearly():
+    with pytest.raises(SpaceError, match="has no lr_rate_mult"):
+        model.build_model({k: v for k, v in space.demo_point().items() if k != "lr_rate_mult"})
+    with pytest.raises(SpaceError, match="unknown optimizer 'Adamz'"):
+        model.build_model({**space.demo_point(), "optimizer": "Adamz"})
