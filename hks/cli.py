@@ -17,6 +17,7 @@ from hks.errors import HksError
 
 COMMANDS: dict[str, str] = {
     "search": "hks.cli:register_search",
+    "settings": "hks.cli:register_settings",
     "report": "hks.report.command:register",
     "retrain-best": "hks.retrain:register_retrain",
     "evaluate": "hks.retrain:register_evaluate",
@@ -42,6 +43,21 @@ def search_command(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: finished trials are saved in {settings.trials_file}; run again to resume",
               file=sys.stderr)
         return 130
+    return 0
+
+
+def register_settings(subparsers) -> None:
+    parser = subparsers.add_parser("settings", help="list every setting: flag, environment variable, default")
+    parser.add_argument("--resolved", action="store_true", help="show the values in force here instead")
+    parser.set_defaults(func=settings_command)
+
+
+def settings_command(args: argparse.Namespace) -> int:
+    if args.resolved:
+        for name, value in config.resolve({}).to_dict().items():
+            print(f"{name} = {value!r}")
+    else:
+        print(config.markdown_table())
     return 0
 
 

@@ -170,6 +170,16 @@ def resolve(args: argparse.Namespace | Mapping[str, Any] | None = None,
     return settings
 
 
+def markdown_table() -> str:
+    """Every setting as a Markdown table row: flag, environment variable, default, meaning."""
+    rows = ["| flag | environment variable | default | meaning |", "|---|---|---|---|"]
+    for f in _fields():
+        default = "(empty)" if f.default == "" else f"`{f.default}`"
+        env = f"`{f.metadata['env']}`" if f.metadata["env"] else ""
+        rows.append(f"| `{flag_name(f.name)}` | {env} | {default} | {f.metadata['help']} |")
+    return "\n".join(rows)
+
+
 def _validate(settings: Settings) -> None:
     if settings.max_evals < 0:
         raise ConfigError(f"--max-evals must be >= 0, got {settings.max_evals}")

@@ -76,8 +76,11 @@ class _Builder:
         return self.dropout(self.batch_norm(x), conv=False)
 
 
-def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | None = 20):
+def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | None = 20, *,
+                base_lr: float = sp.BASE_LEARNING_RATE):
     """A compiled Keras model for one point of the space (see :data:`hks.space.SPACE`).
+
+    The learning rate is ``base_lr * point["lr_rate_mult"]``.
 
     Raises :class:`SpaceError` naming the offending key when the point cannot build a model.
     """
@@ -86,12 +89,12 @@ def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | No
         raise SpaceError(f"the space point has no {', '.join(missing)}: a custom space must define every key "
                          "of hks.space.SPACE or pass its own model builder")
     try:
-        return _build(point, num_fine, num_coarse)
+        return _build(point, num_fine, num_coarse, base_lr)
     except (ValueError, TypeError, KeyError) as exc:
         raise SpaceError(f"this point of the space builds no valid model ({exc}): {point}") from None
 
 
-def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None):
+def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None, base_lr: float):
     import keras
 
     b = _Builder(point)
@@ -118,7 +121,7 @@ def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None):
         loss_weights["coarse"] = float(point["coarse_labels_weight"])
     model = keras.Model(inputs, outputs, name="hks_cnn")
     model.compile(
-        optimizer=make_optimizer(point["optimizer"], sp.BASE_LEARNING_RATE * point["lr_rate_mult"]),
+        optimizer=make_optimizer(point["optimizer"], base_lr * point["lr_rate_mult"]),
         loss={head: "sparse_categorical_crossentropy" for head in outputs},
         loss_weights=loss_weights,
         metrics=_head_metrics(list(outputs)),

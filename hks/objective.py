@@ -7,6 +7,7 @@ the setup itself (missing dataset, bad settings) do raise, since every trial wou
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import traceback
@@ -17,7 +18,7 @@ from typing import Any
 from hks import results as res
 from hks.config import Settings
 from hks.data import Splits, load_splits, make_dataset
-from hks.errors import DatasetError, HksError
+from hks.errors import ConfigError, DatasetError, HksError
 from hks.model import build_model
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -39,6 +40,15 @@ def configure_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(threads, 2)))
     except RuntimeError:
         pass  # TensorFlow already started; the first setting stays in force.
+
+
+def base_learning_rate(settings: Settings) -> float:
+    """``--base-lr`` as a number; 'auto' must have been calibrated by the search driver first."""
+    try:
+        return float(settings.base_lr)
+    except ValueError:
+        raise ConfigError(f"--base-lr {settings.base_lr!r} is not a number; use e.g. 0.001, or 'auto' "
+                          "on a search (it is calibrated before the first trial)") from None
 
 
 def splits_for(settings: Settings) -> Splits:
@@ -124,10 +134,16 @@ def summarize(history: dict[str, list[float]]) -> dict[str, Any]:
 
 def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | None = None,
               tid: int | None = None, on_epoch: EpochHook | None = None,
-              build: ModelBuilder = build_model, verbose: bool = True) -> dict[str, Any]:
-    """Train one point of the space and return its hyperopt result (also written as JSON)."""
+              build: ModelBuilder | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Train one point of the space and return its hyperopt result (also written as JSON).
+
+    ``build(point, num_fine, num_coarse)`` makes the compiled model; by default the classic
+    builder with the configured base learning rate.
+    """
     import keras
 
+    if build is None:
+        build = functools.partial(build_model, base_lr=base_learning_rate(settings))
     configure_threads(settings.threads)
     splits = splits if splits is not None else splits_for(settings)
     seed = settings.seed * 1000 + (tid or 0)
@@ -145,7 +161,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
         if settings.save_models:
             result["weights_file"] = _save_model(model, settings.results_dir, result["model_name"])
-    except (DatasetError, KeyboardInterrupt):
+    except (DatasetError, ConfigError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a trial's own failure: recorded, the search goes on
         result = {**base, "status": res.STATUS_FAIL, "loss": None, "model_name": res.make_model_name(None),

@@ -41,6 +41,10 @@ def suggest_algorithm(settings: Settings):
     if settings.algo == "atpe":
         from hyperopt import atpe
 
+        try:
+            import lightgbm  # noqa: F401  (ATPE's own dependency, checked now rather than mid-search)
+        except ImportError:
+            raise ConfigError("--algo atpe needs lightgbm: pip install lightgbm") from None
         return atpe.suggest
     raise ConfigError(f"unknown algorithm {settings.algo!r}; choose one of tpe, rand, anneal, atpe, gp")
 
@@ -58,6 +62,7 @@ class TrialsFile:
     path: Path
     experiment: dict[str, Any]
     trials: Any = field(default=None)
+    saved_settings: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> Any:
         from hyperopt import Trials
@@ -82,6 +87,7 @@ class TrialsFile:
 
     def _check_compatible(self, trials: Any, hint: str) -> None:
         saved = trials.attachments.get(EXPERIMENT_KEY)
+        self.saved_settings = dict((saved or {}).get("settings") or {})
         if saved is None:
             if len(trials.trials):
                 raise TrialsFileError(f"{self.path} was not written by hks (no experiment record); {hint}")
@@ -115,6 +121,25 @@ def run_search(settings: Settings) -> list[dict[str, Any]]:
     return run_local_search(settings, space)
 
 
+def resolve_base_lr(settings: Settings, saved_settings: dict[str, Any]) -> Settings:
+    """Settings with a numeric ``base_lr``: ``auto`` is calibrated once (autoHyper), then reused.
+
+    A resumed search keeps the value its first run calibrated, so every trial shares it.
+    """
+    if settings.base_lr.strip().lower() != "auto":
+        return settings
+    saved = str(saved_settings.get("base_lr", "auto"))
+    if saved.strip().lower() != "auto":
+        print(f"base learning rate {saved} (calibrated by autoHyper when this search started)", flush=True)
+        return settings.replace(base_lr=saved)
+    from hks.autolr.search import calibrate_base_lr
+
+    print("calibrating the base learning rate with autoHyper (--base-lr auto)", flush=True)
+    chosen = calibrate_base_lr(settings)
+    print(f"base learning rate {chosen:.6g} chosen by autoHyper", flush=True)
+    return settings.replace(base_lr=repr(float(chosen)))
+
+
 def _startup_warning(settings: Settings) -> None:
     if settings.algo == "tpe" and settings.max_evals <= settings.n_startup_trials:
         print(f"warning: --max-evals {settings.max_evals} <= --n-startup-trials {settings.n_startup_trials}: "
@@ -126,6 +151,8 @@ def run_local_search(settings: Settings, space: Any) -> list[dict[str, Any]]:
     _startup_warning(settings)
     trials_file = TrialsFile(Path(settings.trials_file), experiment_record(settings, space))
     trials = trials_file.load()
+    settings = resolve_base_lr(settings, trials_file.saved_settings)
+    trials_file.experiment = experiment_record(settings, space)
     progress = SearchProgress(settings.max_evals, res.results_from_trials(trials))
     print(progress.describe_start(), flush=True)
     algo = suggest_algorithm(settings)
@@ -143,7 +170,19 @@ def run_local_search(settings: Settings, space: Any) -> list[dict[str, Any]]:
         progress.record(latest)
         if progress.best is not previous_best:
             _draw_best(settings, progress.best)
+    finish_search(settings, progress.results)
     return progress.results
+
+
+def finish_search(settings: Settings, results: list[dict[str, Any]]) -> None:
+    """What every driver does once its budget is spent: say so and write the report."""
+    from hks.report import safe_write_report
+
+    best = res.best_result(results)
+    summary = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})" if best else "no successful trial"
+    print(f"search done: {len(results)} trials, {summary}", flush=True)
+    if results:
+        print(safe_write_report(results, settings), flush=True)
 
 
 def _fmin_one(objective, space: Any, algo, trials: Any, rstate: np.random.Generator) -> None:

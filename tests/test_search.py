@@ -40,8 +40,10 @@ def test_classic_space_search_writes_json_results_trials_and_plots(tiny_settings
     results_dir = Path(settings.results_dir)
     assert (results_dir / "model_demo.png").stat().st_size > 1000
     assert (results_dir / "model_best.png").stat().st_size > 1000
+    assert (results_dir / "report.html").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "trial 3/3:" in out and "epoch 1/1" in out and "best " in out
+    assert "search done: 3 trials" in out and "report written to" in out
 
 
 def test_resume_runs_only_the_missing_trials_and_matches_an_uninterrupted_search(tiny_settings, tmp_path):
@@ -135,3 +137,19 @@ def test_cli_runs_a_search_on_cifar10_with_environment_settings(tmp_path, cifar1
     [result] = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.txt.json")]
     assert result["dataset"] == "cifar10" and result["coarse_best_accuracy"] is None
     assert "val_coarse_accuracy" not in result["history"]
+
+
+@pytest.mark.parametrize("algo", ["tpe", "rand", "anneal", "atpe"])
+def test_every_hyperopt_algorithm_searches_the_classic_space(algo):
+    from hyperopt import Trials, fmin
+
+    from hks.config import Settings
+    from hks.space import SPACE
+
+    def cheap(point):  # prefers small learning-rate multipliers and max pooling
+        return point["lr_rate_mult"] + (0 if point["pooling_type"] == "max" else 1)
+
+    trials = Trials()
+    fmin(cheap, SPACE, algo=search.suggest_algorithm(Settings(algo=algo, n_startup_trials=4)), max_evals=12,
+         trials=trials, rstate=np.random.default_rng(0), show_progressbar=False)
+    assert len(trials.trials) == 12 and all(t["result"]["status"] == "ok" for t in trials.trials)
