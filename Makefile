@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WITH_BO ?= 1
 
-.PHONY: install run_hyperopt run_hyperopt_worker demo report test bench lint clean
+.PHONY: install run_hyperopt run_hyperopt_worker demo report test bench bench-long lint clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
@@ -41,9 +41,17 @@ report:
 test:
 	$(PY) -m pytest -q $(ARGS)
 
-## bench: the benchmarks under bench/, each printing its figures and a ratio against its baseline
+## bench: the quick benchmarks under bench/, each printing its figures and a ratio against its baseline
 bench:
 	$(PY) bench/train_throughput.py
+	$(PY) bench/dispatch_overhead.py
+	$(PY) bench/bench_report.py
+
+## bench-long: the slow ones (minutes each): worker scaling, search quality, autoHyper
+bench-long:
+	$(PY) bench/worker_scaling.py
+	$(PY) bench/search_quality.py
+	$(PY) bench/autolr_quality.py
 
 lint:
 	$(PY) -m ruff check .

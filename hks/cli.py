@@ -40,7 +40,7 @@ def search_command(args: argparse.Namespace) -> int:
     try:
         run_search(settings)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished trials are saved in {settings.trials_file}; run again to resume",
+        print("\ninterrupted: every finished trial is saved; run the same command again to resume",
               file=sys.stderr)
         return 130
     return 0

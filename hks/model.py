@@ -36,7 +36,9 @@ class _Builder:
                                   activation=self.activation, kernel_regularizer=self.l2)(x)
 
     def batch_norm(self, x):
-        return self.layers.BatchNormalization()(x) if self.p["use_BN"] else x
+        # Momentum 0.9 rather than Keras's 0.99: the running statistics must settle within the few
+        # hundred steps of a short trial, or evaluation sees unsettled normalisation.
+        return self.layers.BatchNormalization(momentum=0.9)(x) if self.p["use_BN"] else x
 
     def dropout(self, x, conv: bool):
         rate = self.p["conv_dropout_drop_proba" if conv else "fc_dropout_drop_proba"]

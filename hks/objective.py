@@ -79,6 +79,17 @@ def _epoch_callback(settings: Settings, on_epoch: EpochHook | None, verbose: boo
     return EpochProgress()
 
 
+def require_tensorboard(settings: Settings) -> None:
+    """``--tensorboard`` without the tensorboard package would fail every trial: say so once, up front."""
+    if not settings.tensorboard:
+        return
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError("--tensorboard (HKS_TENSORBOARD) needs the tensorboard package: "
+                          "pip install tensorboard, or turn the option off") from None
+
+
 def tensorboard_callback(settings: Settings, name: str):
     """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``)."""
     import keras
@@ -142,13 +153,16 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     """
     import keras
 
+    base_lr = base_learning_rate(settings)
     if build is None:
-        build = functools.partial(build_model, base_lr=base_learning_rate(settings))
+        build = functools.partial(build_model, base_lr=base_lr)
     configure_threads(settings.threads)
+    require_tensorboard(settings)
     splits = splits if splits is not None else splits_for(settings)
     seed = settings.seed * 1000 + (tid or 0)
     started = time.time()
-    base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started}
+    base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
+            "base_lr": base_lr}
     model = None
     try:
         keras.utils.set_random_seed(seed)

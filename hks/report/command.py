@@ -1,0 +1,50 @@
+"""``python -m hks report``: write the report page from results.pkl, a JSON folder or a store URL."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from hks import config
+from hks.errors import ConfigError
+from hks.report.builder import write_report
+from hks.report.sources import default_source, load_source
+
+SHARED_SETTINGS = ("results_dir", "trials_file", "experiment_name", "plots", "dataset", "seed")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="write results/report.html from a search's results",
+        description="Write a self-contained HTML report (and its PNGs) of a search: which hyperparameters "
+                    "matter, how the search progressed and which model won. Safe to run while a search runs.")
+    parser.add_argument("--from", dest="source", metavar="PATH_OR_URL", default=None,
+                        help="results.pkl, a folder of JSON results or a store URL "
+                             "(default: --trials-file when it exists, else --results-dir)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="folder for report.html (default: --results-dir)")
+    parser.add_argument("--watch", type=float, default=None, metavar="SECONDS",
+                        help="rewrite the report every SECONDS until interrupted (follow a running search)")
+    config.add_arguments(parser, names=SHARED_SETTINGS)
+    parser.set_defaults(func=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    settings = config.resolve(args)
+    if args.watch is not None and args.watch <= 0:
+        raise ConfigError(f"--watch must be a positive number of seconds, got {args.watch}")
+    try:
+        while True:
+            source = args.source or default_source(settings)  # results.pkl may appear while watching
+            _write_once(source, settings, args.out)
+            if args.watch is None:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:  # pages are replaced atomically: the last one written stays whole
+        return 0
+
+
+def _write_once(source: str, settings: config.Settings, out: str | None) -> None:
+    outcome = write_report(load_source(source, settings), settings, out_dir=out, source=source)
+    print(f"report: {outcome.trials} trial(s), {outcome.succeeded} succeeded -> {outcome.page}", flush=True)
+    for problem in outcome.problems:
+        print(f"note: {problem}", flush=True)

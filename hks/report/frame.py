@@ -1,0 +1,179 @@
+"""Trial results as one table: a row per trial, a column per hyperparameter.
+
+Every figure places a hyperparameter on an axis through :class:`Axis`, so numeric and categorical
+hyperparameters are handled the same way everywhere: numbers on a linear (or log) scale, categories
+(strings, booleans, small sets of integers) at evenly spaced positions with their names as ticks.
+``None`` (no first conv, no residual units, no second dense layer) is a category of its own; on a
+numeric axis it sits apart, left of the smallest value, with the tick label ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hks import results as res
+
+PARAM_PREFIX = "hp:"
+ACCURACY = "accuracy"  # validation fine accuracy, the search's metric
+NONE_LABEL = "None"
+MAX_INTEGER_CATEGORIES = 6
+LOG_SCALE_RATIO = 10.0
+
+
+def flatten_point(point: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested space points (user spaces may nest dicts) as ``outer.inner`` keys."""
+    flat: dict[str, Any] = {}
+    for key, value in point.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_point(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = str(list(value))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _finite_or_nan(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
+
+
+def results_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per result, in trial order, with ``hp:<name>`` columns for the hyperparameters."""
+    rows = []
+    for index, result in enumerate(results):
+        ok = result.get("status") == res.STATUS_OK and math.isfinite(_finite_or_nan(result.get("loss")))
+        row = {
+            "number": index + 1,
+            "tid": result.get("tid"),
+            "status": res.STATUS_OK if ok else res.STATUS_FAIL,
+            ACCURACY: -_finite_or_nan(result.get("loss")) if ok else math.nan,
+            "coarse_accuracy": _finite_or_nan(result.get("coarse_best_accuracy")) if ok else math.nan,
+            "started_at": _finite_or_nan(result.get("started_at")),
+            "finished_at": _finite_or_nan(result.get("finished_at")),
+            "train_seconds": _finite_or_nan(result.get("train_seconds")),
+            "epochs_run": result.get("epochs_run"),
+            "params": result.get("params"),
+            "model_name": result.get("model_name") or "",
+            "error": result.get("error") or "",
+            "error_type": result.get("error_type") or "",
+        }
+        for key, value in flatten_point(result.get("space") or {}).items():
+            row[PARAM_PREFIX + key] = value
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    order = "tid" if frame["tid"].notna().all() else "started_at"  # JSON folders list by accuracy
+    frame = frame.sort_values(order, kind="stable", na_position="last").reset_index(drop=True)
+    frame["number"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+def param_columns(frame: pd.DataFrame, *, varying_only: bool = True) -> list[str]:
+    """The hyperparameter columns; constant ones say nothing about accuracy and are left out."""
+    columns = [c for c in frame.columns if c.startswith(PARAM_PREFIX)]
+    if varying_only:
+        columns = [c for c in columns if frame[c].map(_category_key).nunique() > 1]
+    return columns
+
+
+def param_name(column: str) -> str:
+    return column.removeprefix(PARAM_PREFIX)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _category_key(value: Any) -> str:
+    if _is_missing(value):
+        return NONE_LABEL
+    if _is_number(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """Where the values of one hyperparameter go on a plot axis, and how to label it."""
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    positions: np.ndarray  # one float per row of the frame
+    ticks: tuple[float, ...]
+    labels: tuple[str, ...]
+    log: bool = False
+
+    @property
+    def span(self) -> tuple[float, float]:
+        finite = self.positions[np.isfinite(self.positions)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if self.ticks:
+            low, high = min(low, min(self.ticks)), max(high, max(self.ticks))
+        return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+    def normalized(self) -> np.ndarray:
+        """Positions mapped to 0..1 (parallel coordinates)."""
+        low, high = self.span
+        return (self.positions - low) / (high - low)
+
+
+def make_axis(frame: pd.DataFrame, column: str) -> Axis:
+    """Numeric when every non-None value is a number with enough distinct values, else categorical."""
+    values = list(frame[column])
+    present = [v for v in values if not _is_missing(v)]
+    numeric = bool(present) and all(_is_number(v) for v in present)
+    distinct = {float(v) for v in present} if numeric else set()
+    small_integer_set = numeric and len(distinct) <= MAX_INTEGER_CATEGORIES and all(v.is_integer() for v in distinct)
+    if numeric and not small_integer_set:
+        return _numeric_axis(param_name(column), values, np.array(sorted(distinct)))
+    return _categorical_axis(param_name(column), values)
+
+
+def _categorical_axis(name: str, values: list[Any]) -> Axis:
+    keys = [_category_key(v) for v in values]
+    order = sorted(set(keys), key=_category_order)
+    index = {key: float(i) for i, key in enumerate(order)}
+    positions = np.array([index[k] for k in keys], dtype=float)
+    return Axis(name, "categorical", positions, tuple(index.values()), tuple(order))
+
+
+def _category_order(key: str) -> tuple[int, float, str]:
+    """``None`` first, then numbers in numeric order, then text alphabetically."""
+    if key == NONE_LABEL:
+        return (0, 0.0, key)
+    try:
+        return (1, float(key), key)
+    except ValueError:
+        return (2, 0.0, key)
+
+
+def _numeric_axis(name: str, values: list[Any], distinct: np.ndarray) -> Axis:
+    low, high = float(distinct[0]), float(distinct[-1])
+    log = low > 0 and high / low >= LOG_SCALE_RATIO
+    scale = np.log10 if log else (lambda v: v)
+    positions = np.array([math.nan if _is_missing(v) else float(scale(float(v))) for v in values])
+    s_low, s_high = float(scale(low)), float(scale(high))
+    ticks = list(np.linspace(s_low, s_high, 3)) if s_high > s_low else [s_low]
+    labels = [_format_number(10 ** t if log else t) for t in ticks]
+    if any(_is_missing(v) for v in values):
+        none_at = s_low - 0.25 * max(s_high - s_low, 1e-9)
+        positions = np.where(np.isnan(positions), none_at, positions)
+        ticks.insert(0, none_at)
+        labels.insert(0, NONE_LABEL)
+    return Axis(name, "numeric", positions, tuple(ticks), tuple(labels), log)
+
+
+def _format_number(value: float) -> str:
+    return f"{value:.3g}"

@@ -1,0 +1,46 @@
+"""A cheap objective and spaces for the distributed tests, imported by name by real worker processes.
+
+``quadratic`` behaves like ``hks.objective:run_trial`` (same signature, reports epochs, writes its
+JSON result) but sleeps instead of training, so the tests exercise the protocol, not TensorFlow.
+``HKS_TEST_TRIAL_SECONDS`` sets how long a trial takes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from hyperopt import hp
+
+from hks import results as res
+
+SPACE = {
+    "x": hp.uniform("x", -3.0, 3.0),
+    "shape": hp.choice("shape", ["flat", {"bump": hp.uniform("bump", 0.0, 1.0)}]),
+}
+EPOCHS = 2
+
+
+def quadratic(point, settings, *, tid=None, on_epoch=None, **_):
+    """Loss ``(x - 1)^2 (+ bump)``, after ``HKS_TEST_TRIAL_SECONDS`` spread over two "epochs"."""
+    seconds = float(os.environ.get("HKS_TEST_TRIAL_SECONDS", "0.2"))
+    started = time.time()
+    bump = point["shape"]["bump"] if isinstance(point["shape"], dict) else 0.0
+    loss = (point["x"] - 1.0) ** 2 + bump
+    for epoch in range(EPOCHS):
+        time.sleep(seconds / EPOCHS)
+        if on_epoch is not None:
+            on_epoch(epoch, {"loss": loss + 1.0 / (epoch + 1), "val_fine_accuracy": -loss})
+    result = {"status": res.STATUS_OK, "loss": loss, "fine_best_accuracy": -loss, "space": point, "tid": tid,
+              "epochs_run": EPOCHS, "started_at": started, "finished_at": time.time(),
+              "train_seconds": time.time() - started, "model_name": res.make_model_name(-loss)}
+    res.write_result(result, settings.results_dir)
+    return result
+
+
+
+def missing_data(point, settings, **_):
+    """A worker whose machine lacks the dataset: a setup problem, not the trial's fault."""
+    from hks.errors import DatasetError
+
+    raise DatasetError(f"{settings.data_dir}/cifar-100-python.tar.gz not found: put the archive there")

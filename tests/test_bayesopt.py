@@ -1,0 +1,210 @@
+"""--algo gp: flat spaces, the Ax loop (Sobol then GP), the fixed SGD model, resuming, missing Ax."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hks import cli
+from hks.bayesopt import Choice, Float, Int, ax_loop
+from hks.bayesopt.fixed_model import build_fixed, check_space, full_point
+from hks.bayesopt.flat import check_flat_space, to_hyperopt
+from hks.bayesopt.search import AX_FILE, run_gp_search
+from hks.config import Settings
+from hks.errors import ConfigError, SpaceError, TrialsFileError
+from hks.space import SPACE as CLASSIC_SPACE
+
+MIXED = {
+    "x": Float(-5, 10),
+    "rate": Float(1e-4, 1.0, log=True),
+    "units": Int(1, 8),
+    "width": Int(1, 1000, log=True),
+    "kind": Choice(["a", "b", "c"]),
+    "size": Choice([16, 32, 64, 128], ordered=True),
+    "flag": Choice([True, False]),
+}
+
+
+def _in_space(point: dict, space: dict) -> bool:
+    for name, p in space.items():
+        value = point[name]
+        if isinstance(p, Choice):
+            if value not in p.values or type(value) is not type(p.values[0]):
+                return False
+        elif isinstance(p, Int):
+            if not (isinstance(value, (int, np.integer)) and p.low <= value <= p.high):
+                return False
+        elif not (isinstance(value, float) and p.low <= value <= p.high):
+            return False
+    return True
+
+
+# --- flat spaces -----------------------------------------------------------------------------
+
+def test_flat_space_to_ax_parameters_keeps_kinds_bounds_and_scales():
+    pytest.importorskip("ax")
+    from hks.bayesopt.flat import to_ax_parameters
+
+    configs = {c.name: c for c in to_ax_parameters(MIXED)}
+    assert (configs["x"].parameter_type, configs["x"].bounds, configs["x"].scaling) == ("float", (-5.0, 10.0), "linear")
+    assert (configs["rate"].scaling, configs["rate"].bounds) == ("log", (1e-4, 1.0))
+    assert (configs["units"].parameter_type, configs["units"].bounds) == ("int", (1, 8))
+    assert configs["width"].scaling == "log"
+    assert (configs["kind"].values, configs["kind"].parameter_type, configs["kind"].is_ordered) == (
+        ["a", "b", "c"], "str", False)
+    assert (configs["size"].parameter_type, configs["size"].is_ordered) == ("int", True)
+    assert configs["flag"].parameter_type == "bool"
+
+
+def test_flat_space_to_hyperopt_samples_stay_in_range_with_their_types():
+    from hyperopt.pyll.stochastic import sample
+
+    space = to_hyperopt(MIXED)
+    points = [sample(space, rng=np.random.default_rng(seed)) for seed in range(200)]
+    assert all(_in_space(p, MIXED) for p in points), next(p for p in points if not _in_space(p, MIXED))
+    # Int end points are reachable and an ordered choice reaches every value.
+    assert {p["units"] for p in points} == set(range(1, 9))
+    assert {p["size"] for p in points} == {16, 32, 64, 128}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Float(1.0, 0.0), "low < high"),
+    (lambda: Float(0.0, 1.0, log=True), "low > 0"),
+    (lambda: Int(1.5, 4), "whole numbers"),
+    (lambda: Choice(["only"]), "at least two"),
+    (lambda: Choice([None, 3]), "str, int, float or bool"),
+    (lambda: Choice(["a", 1]), "one type"),
+])
+def test_invalid_parameters_are_one_line_space_errors(make, message):
+    with pytest.raises(SpaceError, match=message) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+def test_a_hyperopt_space_is_refused_as_not_flat():
+    with pytest.raises(SpaceError, match="not flat: lr_rate_mult"):
+        check_flat_space(CLASSIC_SPACE, "--gp-space hks.space")
+
+
+# --- the fixed model -------------------------------------------------------------------------
+
+def test_fixed_model_trains_with_the_points_sgd_settings_and_overrides():
+    point = full_point({"learning_rate": 0.05, "momentum": 0.9, "weight_decay": 1e-5, "fc_dropout_drop_proba": 0.0})
+    model = build_fixed(point, 10, None)
+    optimizer = model.optimizer
+    assert type(optimizer).__name__ == "SGD"
+    assert math.isclose(float(optimizer.learning_rate), 0.05, rel_tol=1e-6)
+    assert (optimizer.momentum, optimizer.weight_decay) == (0.9, 1e-5)
+    assert not any(type(layer).__name__ == "Dropout" and layer.rate == 0.3 for layer in model.layers)
+    assert set(model.output_names) == {"fine"}
+
+
+def test_without_learning_rate_in_the_space_base_lr_applies_and_auto_is_refused(tmp_path):
+    model = build_fixed(full_point({"momentum": 0.5}), 10, None, base_lr=0.02)
+    assert math.isclose(float(model.optimizer.learning_rate), 0.02, rel_tol=1e-6)
+    assert model.optimizer.momentum == 0.5
+    with pytest.raises(ConfigError, match="--base-lr auto does not apply to --algo gp"):
+        run_gp_search(Settings(algo="gp", base_lr="auto", results_dir=str(tmp_path)))
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_key_that_is_no_optimizer_argument_fails_before_training():
+    with pytest.raises(SpaceError, match="momentun.*keras.optimizers.SGD"):
+        check_space({"learning_rate": Float(1e-3, 1.0, log=True), "momentun": Float(0.0, 1.0)}, "--gp-space x")
+    # Every optimizer a choice can pick must accept the other keys (Adam has no momentum).
+    with pytest.raises(SpaceError, match="keras.optimizers.Adam"):
+        check_space({"momentum": Float(0.0, 1.0), "optimizer": Choice(["SGD", "Adam"])}, "--gp-space x")
+    with pytest.raises(SpaceError, match="keras.optimizers.RMSprop.*nesterov"):
+        check_space({"nesterov": Choice([False, True]), "optimizer": Choice(["SGD", "RMSprop"])}, "--gp-space x")
+    check_space({"learning_rate": Float(1e-3, 1.0, log=True), "nesterov": Choice([False, True]),
+                 "batch_size": Int(32, 256)}, "--gp-space x")
+    check_space({"learning_rate": Float(1e-3, 1.0, log=True), "optimizer": Choice(["SGD", "RMSprop"])}, "x")
+
+
+# --- missing Ax ------------------------------------------------------------------------------
+
+def test_gp_without_ax_is_a_one_line_error_naming_the_extra(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ax", None)  # what an absent package looks like to import
+    with pytest.raises(ConfigError, match=r"pip install -e \.\[bo\]"):
+        ax_loop.import_ax()
+    code = cli.main(["search", "--algo", "gp", "--results-dir", str(tmp_path), "--max-evals", "1",
+                     "--no-plots", "--no-download", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "pip install -e .[bo]" in err and "torch" in err
+    assert not (tmp_path / AX_FILE).exists()
+
+
+# --- the Ax loop on a cheap objective ----------------------------------------------------------
+
+def test_any_flat_space_goes_through_sobol_then_gp_and_failures_are_marked(tmp_path):
+    pytest.importorskip("ax")
+    ax_loop.limit_threads(1)
+    seen = []
+
+    def evaluate(index, point):
+        seen.append(point)
+        if index == 2:
+            return {"status": "fail", "loss": None, "error": "diverged"}
+        return {"status": "ok", "loss": (point["x"] - 1) ** 2 + math.log(point["rate"]) ** 2 + point["units"]
+                + (point["kind"] != "b") + point["size"] / 16 + point["flag"] + math.log(point["width"])}
+
+    client = ax_loop.new_client(MIXED, seed=3, init_trials=3, name="mixed")
+    ax_loop.optimize(client, evaluate, 5)
+    ax_loop.save_client(client, tmp_path / "ax.json")
+    client = ax_loop.load_client(tmp_path / "ax.json")
+    ax_loop.optimize(client, evaluate, 7)  # resumed: two more, none repeated
+
+    assert len(seen) == 7 and all(_in_space(p, MIXED) for p in seen)
+    statuses = {i: t.status.name for i, t in ax_loop.trials(client).items()}
+    assert statuses == {0: "COMPLETED", 1: "COMPLETED", 2: "FAILED", 3: "COMPLETED", 4: "COMPLETED",
+                        5: "COMPLETED", 6: "COMPLETED"}
+    nodes = list(client.summarize().sort_values("trial_index")["generation_node"])
+    assert nodes[:4] == ["CenterOfSearchSpace", "Sobol", "Sobol", "Sobol"] and nodes[-1] == "MBM"
+
+
+# --- the real search ---------------------------------------------------------------------------
+
+@pytest.fixture
+def gp_settings(tmp_path: Path, cifar10_dir: Path) -> Settings:
+    return Settings(dataset="cifar10", data_dir=str(cifar10_dir), download=False, dataset_size=600, epochs=1,
+                    patience=1, threads=1, algo="gp", max_evals=3, gp_init_trials=2, plots=False,
+                    results_dir=str(tmp_path / "results"), trials_file=str(tmp_path / "results.pkl"))
+
+
+def test_real_gp_search_writes_results_saves_ax_and_resumes_exactly(gp_settings, capsys):
+    pytest.importorskip("ax")
+    from hks.search import run_search
+
+    first = run_search(gp_settings)
+    ax_file = Path(gp_settings.results_dir) / AX_FILE
+    assert len(first) == 3 and ax_file.exists()
+    out = capsys.readouterr().out
+    assert "trial 3/3:" in out and "best" in out
+
+    second = run_search(gp_settings.replace(max_evals=5))
+    assert "resuming search: 3/5 trials done" in capsys.readouterr().out
+    assert [r["tid"] for r in second] == [0, 1, 2, 3, 4]
+    assert second[:3] == first[:3]
+    on_disk = [json.loads(p.read_text()) for p in Path(gp_settings.results_dir).glob("*.txt.json")]
+    assert len(on_disk) == 5  # no trial repeated
+    flat = [(r["space"]["learning_rate"], r["space"]["momentum"], r["space"]["weight_decay"]) for r in on_disk]
+    assert len(set(flat)) == 5
+    for result in on_disk:
+        assert set(CLASSIC_SPACE) <= set(result["space"]) and result["space"]["optimizer"] == "SGD"
+        assert 1e-4 <= result["space"]["learning_rate"] <= 1.0 and 0 <= result["space"]["momentum"] <= 1
+        if result["status"] == "ok":
+            assert result["loss"] == -result["fine_best_accuracy"] and "val_fine_accuracy" in result["history"]
+    assert run_search(gp_settings.replace(max_evals=5)) == second  # budget reached: nothing retrained
+
+    saved = ax_file.read_bytes()
+    other = Path(gp_settings.results_dir).parent / "other_space.py"
+    other.write_text("from hks.bayesopt import Float\nSPACE = {'learning_rate': Float(1e-3, 1e-1, log=True)}\n")
+    with pytest.raises(TrialsFileError, match="belongs to another GP search"):
+        run_search(gp_settings.replace(gp_space=str(other), max_evals=6))
+    assert ax_file.read_bytes() == saved

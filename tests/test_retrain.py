@@ -1,0 +1,113 @@
+"""retrain-best and evaluate on the CIFAR-10 mini archive, and --tensorboard logs per trial."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hks import results as res
+from hks.cli import main
+from hks.config import Settings
+from hks.objective import run_trial, splits_for
+from hks.report import write_report
+from hks.report.sources import load_json_folder
+from hks.retrain import EXPORT_SUFFIX, RETRAINED_SUFFIX
+from hks.space import demo_point
+
+# Small and quick to train on two shared cores, yet able to learn CIFAR-10 in a few epochs.
+SMALL_POINT = {**demo_point(), "use_BN": False, "residual": None, "conv_hiddn_units_mult": 0.8,
+               "fc_units_1_mult": 0.128, "batch_size": 64.0}
+CHANCE = 0.1
+
+
+def _settings(tmp_path: Path, cifar10_dir: Path, **changes) -> Settings:
+    return Settings(dataset="cifar10", data_dir=str(cifar10_dir), download=False, epochs=1, patience=1, threads=1,
+                    dataset_size=600, results_dir=str(tmp_path / "results"),
+                    trials_file=str(tmp_path / "results.pkl"), plots=False).replace(**changes)
+
+
+def _cli_settings(settings: Settings) -> list[str]:
+    return ["--data-dir", settings.data_dir, "--no-download", "--threads", "1", "--results-dir",
+            settings.results_dir, "--trials-file", settings.trials_file]
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory, cifar10_dir) -> Settings:
+    """Two real 1-epoch trials on 600 CIFAR-10 images: the search whose best model is retrained."""
+    settings = _settings(tmp_path_factory.mktemp("retrain"), cifar10_dir)
+    splits = splits_for(settings)
+    for tid, lr in enumerate((1.0, 0.3)):
+        result = run_trial({**SMALL_POINT, "lr_rate_mult": lr}, settings, splits=splits, tid=tid, verbose=False)
+        assert result["status"] == "ok"
+    return settings
+
+
+@pytest.fixture(scope="module")
+def retrained(trials) -> dict:
+    """retrain-best from the JSON results with 3 epochs on train + validation (the full 5,170 images)."""
+    before = {r["model_name"]: r for r in load_json_folder(Path(trials.results_dir))}
+    args = ["retrain-best", "--from", trials.results_dir, "--epochs", "3", "--dataset-size", "0",
+            *_cli_settings(trials)]
+    assert main(args) == 0
+    best = res.best_result(list(before.values()))
+    recorded = json.loads((Path(trials.results_dir) / f"{best['model_name']}{res.RESULT_SUFFIX}").read_text())
+    return {"best": best, "recorded": recorded, "before": before}
+
+
+def test_retrain_best_tests_the_winner_once_and_records_it_beside_its_result(retrained, trials):
+    best, recorded = retrained["best"], retrained["recorded"]
+    test = recorded["test"]
+    assert test["fine_accuracy"] > 2 * CHANCE  # well above chance on the 1,017 test images
+    assert test["coarse_accuracy"] is None and test["test_images"] == 1017
+    assert test["epochs"] == 3 and test["train_images"] == 5170 and test["dataset"] == "cifar10"
+    unchanged = {k: v for k, v in recorded.items() if k != "test"}
+    assert unchanged == json.loads(json.dumps(res.to_jsonable(best)))  # the trial's own figures are kept
+    assert Path(test["model_file"]).name == best["model_name"] + RETRAINED_SUFFIX
+    assert Path(test["model_file"]).is_file()
+    assert (Path(test["export_dir"]) / "saved_model.pb").is_file()
+    assert Path(test["export_dir"]).name == best["model_name"] + EXPORT_SUFFIX
+
+
+@pytest.mark.parametrize("which", ["model_file", "export_dir"])
+def test_evaluate_a_saved_model_gives_the_recorded_test_accuracy(retrained, trials, which, capsys):
+    test = retrained["recorded"]["test"]
+    assert main(["evaluate", test[which], *_cli_settings(trials)[:5]]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "cifar10 test accuracy: fine" in line and "(1017 images)" in line
+    accuracy = float(line.split("fine ")[1].split()[0].rstrip(","))
+    assert accuracy == pytest.approx(test["fine_accuracy"], abs=2.5 / 1017)  # float rounding may flip an image
+
+
+def test_the_report_shows_the_test_accuracy_of_the_retrained_best(retrained, trials, tmp_path):
+    page = write_report(load_json_folder(Path(trials.results_dir)), trials, out_dir=tmp_path).page.read_text()
+    assert f"<td>test fine accuracy</td><td>{retrained['recorded']['test']['fine_accuracy']:.4g}</td>" in page
+    assert "Its test accuracy is not measured yet" not in page
+
+
+def test_retrain_without_a_successful_trial_is_a_one_line_error(tmp_path, cifar10_dir, capsys):
+    settings = _settings(tmp_path, cifar10_dir)
+    Path(settings.results_dir).mkdir()
+    assert main(["retrain-best", "--from", settings.results_dir, *_cli_settings(settings)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no successful trial among 0 result(s)" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_refuses_a_missing_or_foreign_file_in_one_line(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing.keras")]) == 2
+    assert "missing.keras not found" in capsys.readouterr().err
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a model")
+    assert main(["evaluate", str(fake)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a loadable Keras model" in err and len(err.splitlines()) == 1
+
+
+def test_tensorboard_writes_logs_per_trial(tmp_path, cifar10_dir):
+    settings = _settings(tmp_path, cifar10_dir, tensorboard=True, dataset_size=300)
+    result = run_trial(SMALL_POINT, settings, tid=7, verbose=False)
+    assert result["status"] == "ok"
+    logs = Path(settings.results_dir) / "tensorboard" / "trial_7"
+    assert list((logs / "train").glob("events.out.tfevents.*"))
+    assert list((logs / "validation").glob("events.out.tfevents.*"))
