@@ -224,11 +224,12 @@ def _targets(split: Split) -> dict[str, np.ndarray]:
 
 
 def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop: bool = False,
-                 seed: int | None = None):
+                 seed: int | None = None, threads: int = 0):
     """A batched ``tf.data.Dataset`` of (float32 images in 0..255, {head: labels}).
 
     Augmentation (random flips, optional crops) happens on training batches only; validation and
-    test batches are served as they are.
+    test batches are served as they are. ``threads`` > 0 caps tf.data's own thread pool too, so
+    that a worker given N threads really uses about N cores.
     """
     import tensorflow as tf
 
@@ -242,6 +243,11 @@ def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop:
     if training:
         ds = ds.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=seed), y),
                     num_parallel_calls=tf.data.AUTOTUNE)
+    if threads > 0:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads
+        options.threading.max_intra_op_parallelism = 1
+        ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -103,8 +103,9 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     """Fit with early stopping on validation fine accuracy; returns the per-epoch history."""
     import keras
 
-    train = make_dataset(splits.train, batch_size, training=True, augment_crop=settings.augment_crop, seed=seed)
-    val = make_dataset(splits.val, batch_size, training=False)
+    train = make_dataset(splits.train, batch_size, training=True, augment_crop=settings.augment_crop, seed=seed,
+                         threads=settings.threads)
+    val = make_dataset(splits.val, batch_size, training=False, threads=settings.threads)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor="val_fine_accuracy", mode="max", patience=settings.patience,

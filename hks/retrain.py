@@ -96,7 +96,8 @@ def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings,
     keras.utils.set_random_seed(int(best.get("seed") or settings.seed))
     model = build_model(point, splits.spec.num_fine, splits.spec.num_coarse, base_lr=trial_base_lr(best, settings))
     batch_size = int(point.get("batch_size") or 128)
-    data = make_dataset(train, batch_size, training=True, augment_crop=settings.augment_crop, seed=settings.seed)
+    data = make_dataset(train, batch_size, training=True, augment_crop=settings.augment_crop, seed=settings.seed,
+                        threads=settings.threads)
     callbacks = [keras.callbacks.TerminateOnNaN(),
                  _epoch_callback(settings.replace(epochs=epochs), None, verbose)]
     if settings.tensorboard:

@@ -273,7 +273,14 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
     experiment = _wait_for_experiment(store, local.experiment_name, local.idle_timeout)
     space, objective = check_experiment(experiment, space_name or experiment.space,
                                         objective_name or experiment.objective)
-    return Worker(store, experiment, trial_settings(experiment, local), space, objective)
+    settings = trial_settings(experiment, local)
+    if getattr(objective, "__module__", "") == "hks.objective":
+        # Import TensorFlow and cap its threads now, not while holding the first trial's lease.
+        from hks.objective import configure_threads
+
+        configure_threads(settings.threads)
+        import keras  # noqa: F401
+    return Worker(store, experiment, settings, space, objective)
 
 
 def _raise_stopped(signum, _frame) -> None:
