@@ -97,7 +97,7 @@ def test_report_from_results_pkl_shows_every_picture_and_the_best_model(search, 
     results = load_trials_pickle(Path(settings.trials_file))
     assert {r["base_lr"] for r in results} == {float(settings.base_lr)}  # what retrain-best needs
     best = res.best_result(results)
-    assert f"Best: {best['model_name']} (trial {best['tid']}), validation fine accuracy {-best['loss']:.4f}" in page
+    assert f"Best: {best['model_name']} (trial {best['tid'] + 1}), validation fine accuracy {-best['loss']:.4f}" in page
     assert "RandomForestRegressor" in page and "permutation" in page.lower()
     top_table = page.split('id="top"')[1]
     assert all(r["model_name"] in top_table for r in results)

@@ -102,9 +102,17 @@ def _summary(frame: pd.DataFrame, results: Sequence[dict[str, Any]], source: str
                  f"{frame['train_seconds'].sum() / 60:.1f} minutes of training in all.")
     best = res.best_result(results)
     if best:
-        lines.append(f"Best: {best.get('model_name')} (trial {best.get('tid')}), validation fine accuracy "
-                     f"{-best['loss']:.4f}" + _coarse_text(best) + ".")
+        lines.append(f"Best: {best.get('model_name')} (trial {trial_number(best.get('tid'))}), "
+                     f"validation fine accuracy {-best['loss']:.4f}" + _coarse_text(best) + ".")
     return lines
+
+
+def trial_number(tid: Any) -> str:
+    """Trials are numbered from 1 on the page, as in the search's progress lines (hyperopt's tid + 1)."""
+    try:
+        return str(int(tid) + 1)
+    except (TypeError, ValueError):
+        return "?"
 
 
 def _coarse_text(result: dict[str, Any]) -> str:
@@ -175,7 +183,7 @@ def _best_section(best: dict[str, Any]) -> Section:
         ("parameters", best.get("params")), ("training seconds", best.get("train_seconds")),
         ("dataset", best.get("dataset")), ("seed", best.get("seed"))]
     rows = [(name, value) for name, value in rows if value is not None]
-    paragraphs = [f"{best.get('model_name')}, trial {best.get('tid')}."]
+    paragraphs = [f"{best.get('model_name')}, trial {trial_number(best.get('tid'))}."]
     if not best.get("test"):
         paragraphs.append("Its test accuracy is not measured yet: python -m hks retrain-best retrains it on "
                           "train + validation and evaluates it once on the test set.")
@@ -219,14 +227,15 @@ def _top_section(frame: pd.DataFrame) -> Section:
     ok = frame[frame[ACCURACY].notna()].sort_values(ACCURACY, ascending=False).head(TOP_TRIALS)
     params = sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))
     columns = ["rank", "trial", "val fine acc", "val coarse acc", "epochs", "params", "seconds", "model"]
-    rows = [[rank, r["tid"], r[ACCURACY], r["coarse_accuracy"], r["epochs_run"], r["params"], r["train_seconds"],
-             r["model_name"]] + [r[c] for c in params] for rank, (_, r) in enumerate(ok.iterrows(), start=1)]
+    rows = [[rank, trial_number(r["tid"]), r[ACCURACY], r["coarse_accuracy"], r["epochs_run"], r["params"],
+             r["train_seconds"], r["model_name"]] + [r[c] for c in params]
+            for rank, (_, r) in enumerate(ok.iterrows(), start=1)]
     return Section("top", f"Top {len(ok)} trials", [], [], [Table(columns + [param_name(c) for c in params], rows)])
 
 
 def _failed_section(frame: pd.DataFrame) -> Section:
     failed = frame[frame["status"] != res.STATUS_OK]
-    rows = [[r["tid"], r["error_type"], r["error"], r["train_seconds"]] for _, r in failed.iterrows()]
+    rows = [[trial_number(r["tid"]), r["error_type"], r["error"], r["train_seconds"]] for _, r in failed.iterrows()]
     return Section("failed", f"Failed trials ({len(failed)})",
                    ["Each failed trial's error; the full traceback is in its JSON result."],
                    tables=[Table(("trial", "error type", "error", "seconds"), rows, wrap=("error",))])
