@@ -192,9 +192,14 @@ def _validate(settings: Settings) -> None:
     _validate_base_lr(settings.base_lr)
 
 
+def is_auto(base_lr: str) -> bool:
+    """Whether a ``--base-lr`` value asks for autoHyper calibration."""
+    return base_lr.strip().lower() == "auto"
+
+
 def _validate_base_lr(text: str) -> None:
     """--base-lr is 'auto' or a positive number (hks.autolr)."""
-    if text.strip().lower() == "auto":
+    if is_auto(text):
         return
     try:
         value = float(text)

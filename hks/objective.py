@@ -57,7 +57,7 @@ def splits_for(settings: Settings) -> Splits:
                        seed=settings.seed)
 
 
-def _epoch_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
+def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
     import keras
 
     class EpochProgress(keras.callbacks.Callback):
@@ -110,7 +110,7 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.EarlyStopping(monitor="val_fine_accuracy", mode="max", patience=settings.patience,
                                       restore_best_weights=settings.save_models),
-        _epoch_callback(settings, on_epoch, verbose),
+        epoch_progress_callback(settings, on_epoch, verbose),
     ]
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}"))

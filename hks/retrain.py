@@ -23,7 +23,13 @@ from hks.config import Settings
 from hks.data import Split, Splits, load_cifar, make_dataset
 from hks.errors import HksError
 from hks.model import build_model
-from hks.objective import configure_threads, require_tensorboard, splits_for, tensorboard_callback
+from hks.objective import (
+    configure_threads,
+    epoch_progress_callback,
+    require_tensorboard,
+    splits_for,
+    tensorboard_callback,
+)
 
 RETRAINED_SUFFIX = "_retrained.keras"
 EXPORT_SUFFIX = "_export"
@@ -90,8 +96,6 @@ def retrain_best(settings: Settings, results: list[dict[str, Any]], *, epochs: i
 def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings, epochs: int, verbose: bool):
     import keras
 
-    from hks.objective import _epoch_callback
-
     point = best["space"]
     keras.utils.set_random_seed(int(best.get("seed") or settings.seed))
     model = build_model(point, splits.spec.num_fine, splits.spec.num_coarse, base_lr=trial_base_lr(best, settings))
@@ -99,7 +103,7 @@ def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings,
     data = make_dataset(train, batch_size, training=True, augment_crop=settings.augment_crop, seed=settings.seed,
                         threads=settings.threads)
     callbacks = [keras.callbacks.TerminateOnNaN(),
-                 _epoch_callback(settings.replace(epochs=epochs), None, verbose)]
+                 epoch_progress_callback(settings.replace(epochs=epochs), None, verbose)]
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, f"retrain_{best['model_name']}"))
     history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)  # tf.data shuffles

@@ -19,7 +19,7 @@ import numpy as np
 
 from hks import plotting
 from hks import results as res
-from hks.config import Settings
+from hks.config import Settings, is_auto
 from hks.errors import ConfigError, TrialsFileError
 from hks.objective import run_trial, splits_for
 from hks.progress import SearchProgress
@@ -126,10 +126,10 @@ def resolve_base_lr(settings: Settings, saved_settings: dict[str, Any]) -> Setti
 
     A resumed search keeps the value its first run calibrated, so every trial shares it.
     """
-    if settings.base_lr.strip().lower() != "auto":
+    if not is_auto(settings.base_lr):
         return settings
     saved = str(saved_settings.get("base_lr", "auto"))
-    if saved.strip().lower() != "auto":
+    if not is_auto(saved):
         print(f"base learning rate {saved} (calibrated by autoHyper when this search started)", flush=True)
         return settings.replace(base_lr=saved)
     from hks.autolr.search import calibrate_base_lr

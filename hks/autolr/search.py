@@ -22,7 +22,7 @@ from typing import Any
 from hks import results as res
 from hks.autolr.rules import ScanConfig, Step, scan
 from hks.autolr.trial import TrialSetup, run_lr_trial
-from hks.config import Settings
+from hks.config import Settings, is_auto
 from hks.errors import ConfigError
 from hks.space import SPACE, demo_point
 
@@ -163,6 +163,6 @@ def _step_line(step: Step, cap: int) -> str:
 
 def calibrate_base_lr(settings: Settings) -> float:
     """The base learning rate of a search: ``--base-lr`` as given, or autoHyper's choice for 'auto'."""
-    if settings.base_lr.strip().lower() != "auto":
+    if not is_auto(settings.base_lr):
         return float(settings.base_lr)
     return run_autolr(settings).chosen_lr

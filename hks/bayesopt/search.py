@@ -16,7 +16,7 @@ from hks import results as res
 from hks.bayesopt import ax_loop
 from hks.bayesopt.fixed_model import build_fixed, check_space, fixed_architecture, full_point
 from hks.bayesopt.flat import FlatSpace, check_flat_space, fingerprint
-from hks.config import Settings
+from hks.config import Settings, is_auto
 from hks.errors import ConfigError, TrialsFileError
 from hks.objective import base_learning_rate, run_trial, splits_for
 from hks.progress import SearchProgress
@@ -73,7 +73,7 @@ def earlier_results(client, results_dir: str) -> list[dict[str, Any]]:
 
 def _builder(settings: Settings):
     """The fixed-model builder; ``--base-lr`` matters only to a flat space without ``learning_rate``."""
-    if settings.base_lr.strip().lower() == "auto":
+    if is_auto(settings.base_lr):
         raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself; "
                           "drop it, or give a number for a --gp-space without learning_rate")
     return functools.partial(build_fixed, base_lr=base_learning_rate(settings))
