@@ -24,6 +24,7 @@ hks_postgres_start() {
         bin=$(hks_postgres_bin) || { echo "postgres.sh: no initdb after install" >&2; return 1; }
     fi
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres || return 1
+    cd / || return 1  # runuser keeps the cwd, which the postgres user may not be allowed to enter
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     dir=$(mktemp -d /tmp/hks-postgres.XXXXXX)
     password=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
@@ -38,6 +39,7 @@ hks_postgres_start() {
         -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off" start >/dev/null \
         || { cat "$dir/server.log" >&2; return 1; }
     PGPASSWORD=$password "$bin/createdb" -h 127.0.0.1 -p "$port" -U hks hks_test || return 1
+    cd - >/dev/null || return 1
     export HKS_TEST_POSTGRES_DIR="$dir"
     export HKS_TEST_POSTGRES_URL="postgresql://hks:$password@127.0.0.1:$port/hks_test"
     echo "postgres.sh: PostgreSQL ready on 127.0.0.1:$port (HKS_TEST_POSTGRES_URL exported)"
@@ -46,7 +48,8 @@ hks_postgres_start() {
 hks_postgres_stop() {
     local bin
     [ -n "${HKS_TEST_POSTGRES_DIR:-}" ] || return 0
-    bin=$(hks_postgres_bin) && runuser -u postgres -- "$bin/pg_ctl" -D "$HKS_TEST_POSTGRES_DIR/data" -m fast stop >/dev/null
+    bin=$(hks_postgres_bin) && (cd / && runuser -u postgres -- "$bin/pg_ctl" -D "$HKS_TEST_POSTGRES_DIR/data" \
+        -m fast stop >/dev/null)
     rm -rf "$HKS_TEST_POSTGRES_DIR"
     unset HKS_TEST_POSTGRES_DIR HKS_TEST_POSTGRES_URL
 }
