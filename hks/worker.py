@@ -18,7 +18,6 @@ import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from hks import config
 from hks import results as res
 from hks.config import Settings
 from hks.errors import HksError, StoreError, WorkerError
+from hks.evaluation import call_objective
 from hks.store import check_settings, describe, is_store_error, open_store, store_url
 from hks.store import protocol as p
 
@@ -164,7 +164,13 @@ class Worker:
     space: Any
     objective: Objective
     worker_id: str = field(default_factory=new_worker_id)
+    oracle: Any = None  # hks.oracle.Oracle: asked after each epoch whether to prune (None: never)
+    quiet: bool = False  # the in-process runner prints its own lines
     trials_run: int = 0
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
 
     @property
     def exp_key(self) -> str:
@@ -212,7 +218,7 @@ class Worker:
         point = space_eval(self.space, job.vals())
         presence = self.presence("busy", job.tid)
         retrying(lambda: self.store.touch_worker(presence), "announcing this worker")
-        print(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})", flush=True)
+        self.say(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})")
         heartbeat = Heartbeat(self.store, job, self.settings.lease_seconds, presence)
         heartbeat.start()
         try:
@@ -220,15 +226,13 @@ class Worker:
         except BaseException:  # Ctrl-C, SIGTERM, or a problem with this worker's setup: hand it back
             heartbeat.stop()
             released = retrying(lambda: self.store.release(job), f"releasing trial {job.tid}", patience=10.0)
-            print(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}",
-                  flush=True)
+            self.say(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}")
             raise
         heartbeat.stop()
         result = {**res.to_jsonable(result), "tid": job.tid, "worker": self.worker_id, "attempt": job.attempts}
         if retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid}"):
             self.trials_run += 1
-            print(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}",
-                  flush=True)
+            self.say(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}")
         else:
             self._discard(result)
             print(f"worker {self.worker_id}: trial {job.tid} was requeued while running (lease lost): "
@@ -252,14 +256,14 @@ class Worker:
             except Exception as exc:  # metrics are a convenience: never lose the trial for them
                 print(f"worker: could not store epoch metrics ({type(exc).__name__})", flush=True)
 
-        try:
-            return self.objective(point, self.settings, tid=job.tid, on_epoch=on_epoch)
-        except (KeyboardInterrupt, HksError):
-            raise
-        except Exception as exc:  # the objective's own failure is the trial's result, as in run_trial
-            return {"status": res.STATUS_FAIL, "loss": None, "space": point, "model_name": res.make_model_name(None),
-                    "error": f"{type(exc).__name__}: {exc}"[:500], "error_type": type(exc).__name__,
-                    "traceback": traceback.format_exc(), "history": {}}
+        def should_prune(_epoch: int, logs: dict[str, float]) -> bool:
+            if self.oracle is None:
+                return False
+            values = [m.get("val_fine_accuracy") for m in metrics if m.get("val_fine_accuracy") is not None]
+            return self.oracle.should_prune(job.tid, values)
+
+        return call_objective(self.objective, point, settings=self.settings, tid=job.tid, on_epoch=on_epoch,
+                              should_prune=should_prune)
 
 
 def start_worker(local: Settings, *, space_name: str | None = None, objective_name: str | None = None) -> Worker:

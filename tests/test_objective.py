@@ -62,7 +62,7 @@ def test_base_learning_rate_setting_reaches_the_optimizer(cifar10_settings, monk
 
 
 def test_auto_base_lr_is_calibrated_once_and_reused_on_resume(monkeypatch):
-    from hks.autolr import search as autolr
+    from hks.autolr import calibrate as autolr
 
     calls = []
     monkeypatch.setattr(autolr, "calibrate_base_lr", lambda settings: calls.append(1) or 0.0042)
