@@ -19,25 +19,31 @@ from hks import results as res
 from hks.errors import HksError
 
 Objective = Callable[..., Any]
-OPTIONAL_ARGUMENTS = ("settings", "tid", "on_epoch", "should_prune")
+KEYWORD_ARGUMENTS = ("tid", "on_epoch", "should_prune")
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def accepted(function: Objective) -> set[str]:
-    """The optional arguments (of :data:`OPTIONAL_ARGUMENTS`) that ``function`` declares."""
+def accepted(function: Objective) -> tuple[bool, set[str]]:
+    """Whether ``function`` takes the settings as its second positional argument, and which of
+    :data:`KEYWORD_ARGUMENTS` it declares (all of them with ``**kwargs``)."""
     try:
-        parameters = inspect.signature(function).parameters
+        parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):
-        return set()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return set(OPTIONAL_ARGUMENTS)
-    return {name for name in OPTIONAL_ARGUMENTS if name in parameters}
+        return False, set()
+    positional = [p for p in parameters if p.kind in _POSITIONAL]
+    takes_settings = len(positional) >= 2 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return takes_settings, set(KEYWORD_ARGUMENTS)
+    return takes_settings, {p.name for p in parameters if p.name in KEYWORD_ARGUMENTS}
 
 
-def call_objective(function: Objective, point: dict[str, Any], **available: Any) -> dict[str, Any]:
+def call_objective(function: Objective, point: dict[str, Any], settings: Any = None,
+                   **available: Any) -> dict[str, Any]:
     """Run the objective on a point; its own failure becomes a failed result (the search goes on)."""
-    wanted = accepted(function)
+    takes_settings, wanted = accepted(function)
+    args = (point, settings) if takes_settings else (point,)
     try:
-        value = function(point, **{k: v for k, v in available.items() if k in wanted})
+        value = function(*args, **{k: v for k, v in available.items() if k in wanted})
     except (KeyboardInterrupt, HksError):
         raise
     except Exception as exc:  # the objective's own failure is the trial's result

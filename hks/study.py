@@ -71,10 +71,10 @@ def resolve_base_lr(settings: Settings, saved_settings: dict[str, Any]) -> Setti
 
 def _search_parts(settings: Settings, space: Any, objective: Objective | None) -> tuple[Settings, Any, Objective]:
     """The settings, space and objective of a search: ``--algo gp`` searches ``--gp-space`` on its fixed model."""
-    if settings.algo == "gp" and space is None and objective is None:
-        from hks.bayesopt.fixed_model import FIXED_OBJECTIVE
-
-        settings = settings.replace(space=settings.gp_space, objective=FIXED_OBJECTIVE)
+    if settings.algo == "gp" and space is None:
+        settings = settings.replace(space=settings.gp_space)
+        if objective is None and settings.objective == BUILTIN_OBJECTIVE:
+            settings = settings.replace(objective=_fixed_objective())
     if objective is None:
         objective = import_objective(settings.objective)
     else:
@@ -97,10 +97,10 @@ class Study:
         try:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)
+            sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
             self.experiment = exp.register(self.store, self.settings, self.space, self.objective)
-            self.oracle = Oracle(self.store, self.exp_key, make_sampler(self.settings, self.space),
-                                 _make_pruner(self.settings))
+            self.oracle = Oracle(self.store, self.exp_key, sampler, pruner)
         except BaseException:
             self.store.close()
             raise

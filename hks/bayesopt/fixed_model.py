@@ -87,5 +87,8 @@ def run_fixed_trial(point: dict[str, Any], settings, **kwargs: Any) -> dict[str,
 
     if is_auto(settings.base_lr):
         raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
+    from hks.evaluation import accepted
+
     build = functools.partial(build_fixed, base_lr=base_learning_rate(settings))
-    return run_trial(full_point(point), settings, build=build, **kwargs)
+    wanted = accepted(run_trial)[1]
+    return run_trial(full_point(point), settings, build=build, **{k: v for k, v in kwargs.items() if k in wanted})

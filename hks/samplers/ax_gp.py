@@ -81,7 +81,8 @@ class AxSampler(Sampler):
         from scipy.stats import qmc
 
         engine = qmc.Sobol(d=len(self.flat), scramble=True, seed=self.seed)
-        engine.fast_forward(tid)
+        if tid > 0:  # scipy's fast_forward(0) underflows
+            engine.fast_forward(tid)
         return from_unit(self.flat, engine.random(1)[0])
 
     def _point(self, job: p.Job) -> dict[str, Any]:

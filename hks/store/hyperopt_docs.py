@@ -49,8 +49,9 @@ def trials_from_docs(docs: Iterable[dict[str, Any]], exp_key: str | None = None)
 
 
 def job_doc(doc: dict[str, Any]) -> dict[str, Any]:
-    """What the store keeps of a suggestion hyperopt made: its spec and its assignment (``misc``)."""
-    return {key: doc.get(key) for key in DOC_FIELDS}
+    """What the store keeps of a suggestion hyperopt made: its spec and its assignment (``misc``),
+    as plain JSON types (numpy integers would differ between backends)."""
+    return res.to_jsonable({key: doc.get(key) for key in DOC_FIELDS})
 
 
 def finished_result(job: p.Job, space: Any = None) -> dict[str, Any]:
