@@ -81,3 +81,25 @@ def failed_result(point: dict[str, Any], exc: BaseException, tid: int | None) ->
     return {"status": res.STATUS_FAIL, "loss": None, "space": point, "tid": tid,
             "model_name": res.make_model_name(None), "error": f"{type(exc).__name__}: {exc}"[:500],
             "error_type": type(exc).__name__, "traceback": traceback.format_exc(), "history": {}}
+
+
+class keras_objective:  # noqa: N801 - used like a function: hks.keras_objective(build)
+    """An objective that trains your Keras model builder the way hks trains its own CNN.
+
+    ``build(point, num_fine, num_coarse)`` returns a compiled model with a ``fine`` softmax head (and a
+    ``coarse`` one when ``num_coarse`` is not None); hks feeds it the dataset through ``tf.data``, stops
+    early, records per-epoch values and prunes like any trial. For workers, make it importable by
+    name: ``objective = hks.keras_objective(build)`` in a module, then ``objective="module:objective"``.
+    """
+
+    def __init__(self, build: Callable[..., Any]):
+        self.build = build
+        self.__module__ = build.__module__  # the identity of the search is the builder's code
+        self.__qualname__ = f"keras_objective({build.__qualname__})"
+
+    def __call__(self, point: dict[str, Any], settings: Any, *, tid: int | None = None, **kwargs: Any):
+        from hks.objective import run_trial
+
+        wanted = accepted(run_trial)[1]
+        return run_trial(point, settings, tid=tid, build=self.build, **{k: v for k, v in kwargs.items()
+                                                                         if k in wanted})

@@ -50,7 +50,8 @@ def import_objective(name: str) -> Objective:
 
 
 def objective_name(function: Callable[..., Any]) -> str:
-    return f"{function.__module__}:{function.__qualname__}"
+    """How the records name an objective (workers import it by this name)."""
+    return f"{function.__module__}:{getattr(function, '__qualname__', type(function).__name__)}"
 
 
 def resolve_base_lr(settings: Settings, saved_settings: dict[str, Any]) -> Settings:
@@ -91,6 +92,9 @@ class Study:
         check_settings(settings)
         settings, self.space, self.objective = _search_parts(settings, space, objective)
         self.url = store_url(settings)
+        if self.url and objective is not None and not _importable(settings.objective):
+            raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
+                              "define it at the top level of a module and pass objective='module:function'")
         if settings.algo == "gp" and settings.base_lr and is_auto(settings.base_lr):
             raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
         self.store = open_store(self.url) if self.url else _open_trials_file(settings)
@@ -236,6 +240,11 @@ class Study:
         self.close()
 
 
+def _importable(name: str) -> bool:
+    module, _, function = name.partition(":")
+    return module != "__main__" and "<locals>" not in function
+
+
 def _fixed_objective() -> str:
     from hks.bayesopt.fixed_model import FIXED_OBJECTIVE
 
@@ -250,10 +259,14 @@ def _make_pruner(settings: Settings):
     return make_pruner(settings)
 
 
-def _open_trials_file(settings: Settings):
-    from hks.store.pickle_file import PickleStore
+MEMORY = ":memory:"
 
-    return PickleStore(settings.trials_file)
+
+def _open_trials_file(settings: Settings):
+    """``--trials-file``: a ``results.pkl`` (resumable), or ``:memory:`` for a search nobody resumes."""
+    from hks.store.pickle_file import MemoryStore, PickleStore
+
+    return MemoryStore() if settings.trials_file == MEMORY else PickleStore(settings.trials_file)
 
 
 def _note(problem: str | None) -> None:
@@ -291,7 +304,7 @@ def optimize(objective: Objective | str, space: Any, *, max_evals: int, storage:
 
     ``objective`` is a function of a point returning a loss (or a result dict), or its
     ``"module:function"`` name, which workers import (``workers=2``: local worker processes).
-    ``storage`` is a ``results.pkl`` path or a store URL. Other keywords are :class:`Settings`
+    ``storage`` is a ``results.pkl`` path, ``":memory:"`` or a store URL. Other keywords are :class:`Settings`
     fields (``algo``, ``seed``, ``results_dir``, ``workers``, ``prune``...).
     """
     fields = {"max_evals": max_evals, "plots": False, **settings}

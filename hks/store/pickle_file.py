@@ -96,32 +96,20 @@ class _Lock:
             self.handle.close()
 
 
-class PickleStore(p.JobStore):
-    """The :class:`~hks.store.protocol.JobStore` of one ``results.pkl``, held by one process."""
+class MemoryStore(p.JobStore):
+    """A :class:`~hks.store.protocol.JobStore` in this process's memory (``storage=":memory:"``):
+    for searches nobody needs to resume, and for benchmarks of the samplers themselves."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.url = str(self.path)
+    url = ":memory:"
+
+    def __init__(self) -> None:
         self._mutex = threading.RLock()
-        self._lock = _Lock(self.path)
-        try:
-            self._trials = read_trials_file(self.path) if self.path.exists() else Trials()
-            self._jobs = _jobs_of(self._trials, self.path)
-        except BaseException:
-            self._lock.release()
-            raise
+        self._trials = Trials()
+        self._jobs: dict[int, p.Job] = {}
         self._workers: dict[str, p.WorkerInfo] = {}
-        for job in self._jobs.values():  # running in a process that is gone: its lease is over now
-            if job.state == p.RUNNING:
-                job.lease_expires = 0.0
 
-    # --- persistence ---------------------------------------------------------------------
     def _save(self) -> None:
-        jobs = [self._jobs[tid] for tid in sorted(self._jobs)]
-        self._trials._dynamic_trials = [hyperopt_trial(job) for job in jobs]
-        self._trials.attachments[JOBS_KEY] = [asdict(job) for job in jobs]
-        self._trials.refresh()
-        atomic_pickle(self._trials, self.path)
+        """Persist the records (nothing to do in memory)."""
 
     def _change(self, job: p.Job, changes: dict[str, Any], *, save: bool = True) -> None:
         for key, value in changes.items():
@@ -151,7 +139,7 @@ class PickleStore(p.JobStore):
         with self._mutex:
             for job in jobs:
                 if job.tid in self._jobs:
-                    raise StoreError(f"trial {job.tid} already exists in {self.path}")
+                    raise StoreError(f"trial {job.tid} already exists in {self.url}")
             for job in jobs:
                 self._jobs[job.tid] = copy.deepcopy(job)
             self._save()
@@ -250,6 +238,35 @@ class PickleStore(p.JobStore):
             if self.get_experiment(exp_key) is not None:
                 del self._trials.attachments[EXPERIMENT_KEY]
             self._save()
+
+    def close(self) -> None:
+        """Nothing to release in memory."""
+
+
+class PickleStore(MemoryStore):
+    """The :class:`~hks.store.protocol.JobStore` of one ``results.pkl``, held by one process."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = Path(path)
+        self.url = str(self.path)
+        self._lock = _Lock(self.path)
+        try:
+            self._trials = read_trials_file(self.path) if self.path.exists() else Trials()
+            self._jobs = _jobs_of(self._trials, self.path)
+        except BaseException:
+            self._lock.release()
+            raise
+        for job in self._jobs.values():  # running in a process that is gone: its lease is over now
+            if job.state == p.RUNNING:
+                job.lease_expires = 0.0
+
+    def _save(self) -> None:
+        jobs = [self._jobs[tid] for tid in sorted(self._jobs)]
+        self._trials._dynamic_trials = [hyperopt_trial(job) for job in jobs]
+        self._trials.attachments[JOBS_KEY] = [asdict(job) for job in jobs]
+        self._trials.refresh()
+        atomic_pickle(self._trials, self.path)
 
     def close(self) -> None:
         self._lock.release()
