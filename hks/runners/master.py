@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from hks.local_workers import LocalWorkers
     from hks.study import Study
 
-POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.01, 0.5
+POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.5
 SWEEP_SECONDS = 1.0  # how often to requeue expired leases and count live workers (leases last longer)
 WAITING_NOTE_SECONDS = 30.0
 MASTER_STATE = "master"
