@@ -202,8 +202,8 @@ def test_passwords_are_masked_in_urls():
 @pytest.mark.parametrize("url, message", [
     ("redis://localhost/0", "unsupported job store URL 'redis://localhost/0'"),
     ("results/store.sqlite3", "unsupported job store URL"),
-    ("postgresql://hks:s3cret@127.0.0.1:1/hks", "cannot open the job store postgresql://hks:***@127.0.0.1:1/hks"),
-    ("mongodb://hks:s3cret@127.0.0.1:1/hks", "cannot open the job store mongodb://hks:***@127.0.0.1:1/hks"),
+    ("postgresql://hks:s3cret@127.0.0.1:1/hks", "cannot reach the job store while connecting to postgresql://hks:***@127.0.0.1:1/hks"),
+    ("mongodb://hks:s3cret@127.0.0.1:1/hks", "cannot reach the job store while connecting to mongodb://hks:***@127.0.0.1:1/hks"),
     ("mongodb://hks:s3cret@[bad/hks", "malformed job store URL"),
 ])
 def test_bad_or_unreachable_stores_give_one_clear_line_without_the_password(url, message):
@@ -287,7 +287,7 @@ def test_the_experiment_record_never_holds_the_store_password(store, tmp_path):
 def test_a_store_outage_is_retried_then_reported_in_one_line(monkeypatch, capsys):
     import sqlalchemy as sa
 
-    from hks.worker import retrying
+    from hks.store.retry import retrying
 
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     calls = []
@@ -299,13 +299,23 @@ def test_a_store_outage_is_retried_then_reported_in_one_line(monkeypatch, capsys
         return "reserved"
 
     assert retrying(flaky, "reserving a trial") == "reserved" and len(calls) == 3
-    assert "store error while reserving a trial" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()  # said once when it started, once when it ended: not per retry
+    assert len(out) == 2 and "unreachable while reserving a trial" in out[0] and "is back" in out[1], out
 
     def down():
         raise sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused\nmore detail"))
 
-    with pytest.raises(StoreError, match="unreachable for 0s while reserving a trial: OperationalError") as info:
+    with pytest.raises(StoreError, match="cannot reach the job store while reserving a trial: OperationalError") as info:
         retrying(down, "reserving a trial", patience=0)
     assert "\n" not in str(info.value)
     with pytest.raises(ZeroDivisionError):  # a bug is not an outage: never retried
         retrying(lambda: 1 / 0, "reserving a trial")
+    calls.clear()
+
+    def duplicate():
+        calls.append(1)
+        raise sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key value violates unique constraint"))
+
+    with pytest.raises(StoreError, match="refused inserting trials: IntegrityError.*not a connection problem"):
+        retrying(duplicate, "inserting trials")  # a constraint violated is not an outage: one try, one line
+    assert len(calls) == 1
