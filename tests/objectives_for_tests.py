@@ -1,7 +1,8 @@
 """A cheap objective and spaces for the distributed tests, imported by name by real worker processes.
 
 ``quadratic`` behaves like ``hks.objective:run_trial`` (same signature, reports epochs, returns its
-result for whoever completes the trial to write) but sleeps instead of training, so the tests exercise the protocol, not TensorFlow.
+result for whoever completes the trial to write) but sleeps instead of training, so the tests
+exercise the protocol, not TensorFlow.
 ``HKS_TEST_TRIAL_SECONDS`` sets how long a trial takes.
 """
 

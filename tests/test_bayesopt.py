@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
 
 from hks import cli
 from hks.bayesopt import Choice, Float, Int, ax_loop
@@ -47,7 +48,7 @@ def _in_space(point: dict, space: dict) -> bool:
 # --- flat spaces -----------------------------------------------------------------------------
 
 def test_flat_space_to_ax_parameters_keeps_kinds_bounds_and_scales():
-    pytest.importorskip("ax")
+    require("ax", "ax-platform (the [bo] extra)")
     from hks.bayesopt.flat import to_ax_parameters
 
     configs = {c.name: c for c in to_ax_parameters(MIXED)}
@@ -143,7 +144,7 @@ def test_gp_without_ax_is_a_one_line_error_naming_the_extra(monkeypatch, tmp_pat
 # --- the Ax loop on a cheap objective ----------------------------------------------------------
 
 def test_any_flat_space_goes_through_sobol_then_gp_and_failures_are_marked(tmp_path):
-    pytest.importorskip("ax")
+    require("ax", "ax-platform (the [bo] extra)")
     ax_loop.limit_threads(1)
     seen = []
 
@@ -178,7 +179,7 @@ def gp_settings(tmp_path: Path, cifar10_dir: Path) -> Settings:
 
 
 def test_real_gp_search_writes_results_saves_ax_and_resumes_exactly(gp_settings, capsys):
-    pytest.importorskip("ax")
+    require("ax", "ax-platform (the [bo] extra)")
     from hks.search import run_search
 
     first = run_search(gp_settings)

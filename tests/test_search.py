@@ -141,15 +141,29 @@ def test_cli_runs_a_search_on_cifar10_with_environment_settings(tmp_path, cifar1
 
 @pytest.mark.parametrize("algo", ["tpe", "rand", "anneal", "atpe"])
 def test_every_hyperopt_algorithm_searches_the_classic_space(algo):
+    """Each algorithm draws distinct, complete points of the classic space, every one of which builds
+    a valid two-headed model (checked on the space's own validation, not by training)."""
     from hyperopt import Trials, fmin
 
     from hks.config import Settings
     from hks.space import SPACE
 
+    points = []
+
     def cheap(point):  # prefers small learning-rate multipliers and max pooling
+        points.append(point)
         return point["lr_rate_mult"] + (0 if point["pooling_type"] == "max" else 1)
 
     trials = Trials()
     fmin(cheap, SPACE, algo=search.suggest_algorithm(Settings(algo=algo, n_startup_trials=4)), max_evals=12,
          trials=trials, rstate=np.random.default_rng(0), show_progressbar=False)
     assert len(trials.trials) == 12 and all(t["result"]["status"] == "ok" for t in trials.trials)
+    keys = set(points[0])
+    assert keys >= {"lr_rate_mult", "batch_size", "optimizer", "pooling_type", "residual", "nb_conv_pool_layers"}
+    assert all(set(point) == keys for point in points)
+    assert len({point["lr_rate_mult"] for point in points}) == 12  # twelve different suggestions
+    assert all(np.exp(-0.5) <= point["lr_rate_mult"] <= np.exp(0.5) for point in points)
+    assert all(point["pooling_type"] in ("max", "avg", "all_conv", "inception") for point in points)
+    for point in points[:3]:  # the points build real models with both heads
+        model = build_model(point, 100, 20)
+        assert sorted(output.shape[-1] for output in model.outputs) == [20, 100]
