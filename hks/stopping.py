@@ -37,6 +37,7 @@ class Stopper:
     """The stop flag of one process, its signal handler and its deadline."""
 
     def __init__(self, deadline: float = DEADLINE_SECONDS):
+        """``deadline``: seconds from the signal to the forced exit (0: none, for tests in-process)."""
         self.deadline = deadline
         self.requested = threading.Event()
         self.signum = signal.SIGTERM
@@ -52,7 +53,9 @@ class Stopper:
         if not self.requested.is_set():
             self.signum = signum
             self.requested.set()
-            threading.Thread(target=self._enforce_deadline, daemon=True, name="stop-deadline").start()
+            if self.deadline > 0:
+                threading.Thread(target=self._enforce_deadline, daemon=True,
+                                 name="stop-deadline").start()
 
     def _handle(self, signum: int, _frame) -> None:
         self.request(signum)

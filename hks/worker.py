@@ -321,8 +321,8 @@ class Worker:
               flush=True)
 
     def _fail_past_time_limit(self, job: p.Job, point: dict[str, Any]) -> None:
-        """Runs in the heartbeat thread: fail the trial, then give its training a grace period to reach
-        an epoch boundary before the (hung) process is ended."""
+        """Runs in the heartbeat thread: fail the trial; its training stops at the next epoch boundary,
+        and a process still stuck in it a grace period later is ended (it would never serve again)."""
         limit = self.settings.trial_time_limit
         error = f"TrialTimeLimit: still running after --trial-time-limit {limit:g}s"
         print(f"worker {self.worker_id}: trial {job.tid} {error}; failing it", flush=True)
@@ -332,6 +332,9 @@ class Worker:
             self.complete(job, failed)
         except HksError as exc:
             print(f"worker {self.worker_id}: could not fail trial {job.tid} ({exc})", flush=True)
+        threading.Thread(target=self._end_if_still_hung, args=(job,), daemon=True).start()
+
+    def _end_if_still_hung(self, job: p.Job) -> None:
         time.sleep(max(TIME_LIMIT_GRACE_SECONDS, self.settings.lease_seconds))
         if self.current is job:
             print(f"worker {self.worker_id}: trial {job.tid} is hung past its time limit; exiting", flush=True)

@@ -23,7 +23,7 @@ from hks.store_trials import StoreTrials
 from hks.worker import Worker, trial_settings
 
 
-@pytest.fixture(params=["sqlite", "mongomock"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     store = make_store(request.param, tmp_path)
     yield store

@@ -22,6 +22,10 @@ DEFAULT_PATIENCE = 600.0
 # PostgreSQL SQLSTATE classes/codes meaning "cannot talk to the server now": connection exceptions,
 # admin/crash shutdown, cannot connect now (starting up), too many connections.
 _PG_OUTAGE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# What the server says when it refuses a connection for good (a login failure at connect time has no
+# SQLSTATE in psycopg): retrying cannot cure these.
+_REFUSALS = ("authentication failed", "does not exist", "no pg_hba.conf entry", "permission denied",
+             "auth failed", "authentication failure")
 
 
 def is_store_error(exc: BaseException) -> bool:
@@ -40,12 +44,15 @@ def is_outage(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__} | {cls.__name__ for cls in type(original).__mro__}
     module = type(original).__module__
     if module.startswith("pymongo"):
-        return "ConnectionFailure" in names  # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError...
+        # AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError... but not a refused login
+        return "ConnectionFailure" in names and "OperationFailure" not in names
     if module.startswith("sqlite3"):
         return "OperationalError" in names and ("locked" in str(original) or "busy" in str(original))
     state = getattr(original, "sqlstate", None)  # psycopg
     if state:
         return state.startswith(_PG_OUTAGE_STATES)
+    if any(refusal in str(original).lower() for refusal in _REFUSALS):
+        return False
     return bool(names & {"OperationalError", "InterfaceError"})
 
 
