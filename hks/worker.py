@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import inspect
 import os
+import signal
 import socket
 import sys
 import threading
@@ -158,8 +159,8 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         limit = self.worker.settings.trial_time_limit
         while not self._stop_event.wait(self.interval):
-            if not parent_alive(self.worker.parent_pid):
-                self.worker.stopper.request()
+            if not parent_alive(self.worker.parent_pid):  # as if SIGTERMed: release the trial and exit
+                os.kill(os.getpid(), signal.SIGTERM)
             if limit and time.monotonic() - self.started > limit:
                 self.lost = True
                 self.on_time_limit()

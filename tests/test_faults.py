@@ -35,7 +35,14 @@ RAW_SECRET = "pa/ss@w:rd"  # what may stand unencoded in a URL ('?' and '%XX' mu
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     store = make_store(request.param, tmp_path)
-    store.kind = request.param
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mongomock"])
+def any_store(request, tmp_path):
+    """For the protocol's own steps, which the thin MongoDB driver implements too."""
+    store = make_store(request.param, tmp_path)
     yield store
     store.close()
 
@@ -64,7 +71,8 @@ def _worker(store, tmp_path, objective, **settings) -> Worker:
 
 # --- the store ----------------------------------------------------------------------------------
 
-def test_a_released_and_retaken_trial_has_a_new_fence_so_a_stale_handle_cannot_complete_it(store):
+def test_a_released_and_retaken_trial_has_a_new_fence_so_a_stale_handle_cannot_complete_it(any_store):
+    store = any_store
     exp_key = unique_exp_key()
     store.insert_jobs(_jobs(exp_key, [0]))
     stale = store.reserve(exp_key, "w", 30)
@@ -78,7 +86,8 @@ def test_a_released_and_retaken_trial_has_a_new_fence_so_a_stale_handle_cannot_c
     store.delete_experiment(exp_key)
 
 
-def test_a_finished_experiment_is_marked_and_a_master_registering_it_again_reopens_it(store):
+def test_a_finished_experiment_is_marked_and_a_master_registering_it_again_reopens_it(any_store):
+    store = any_store
     exp_key = unique_exp_key()
     experiment = _experiment(store, exp_key, code="abc123")
     assert store.get_experiment(exp_key).finished_at is None
