@@ -404,3 +404,36 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "State:\tZ" not in state
+
+
+def test_sigterm_at_random_moments_of_busy_workers_always_releases_and_exits(tmp_path):
+    """Workers whose trials take no time spend most of it in database calls: a SIGTERM at any moment
+    must end each one promptly with 143 (not by the deadline's force), with no trial left running."""
+    import random
+
+    from distributed_helpers import Proc, worker_args
+
+    url = postgres_url()
+    exp_key = unique_exp_key("sigterm")
+    with open_store(url) as store:
+        _experiment(store, exp_key)
+        store.insert_jobs(_jobs(exp_key, range(2000)))
+        workers = [Proc(worker_args(url, exp_key, tmp_path / "results"), tmp_path / f"w{i}.log",
+                        HKS_TEST_TRIAL_SECONDS="0") for i in range(4)]
+        try:
+            wait_until(lambda: all("trial" in w.text() for w in workers), 120, "every worker to run trials",
+                       tuple(workers))
+            rng = random.Random(0)
+            for worker in workers:
+                time.sleep(rng.uniform(0.0, 0.3))
+                worker.signal(signal.SIGTERM)
+            codes = [worker.wait(60) for worker in workers]
+            texts = [worker.text() for worker in workers]
+            running = store.count(exp_key, (p.RUNNING,))
+        finally:
+            for worker in workers:
+                worker.close()
+            store.delete_experiment(exp_key)
+    assert codes == [143] * len(workers), texts
+    assert not any("not stopped" in text or "Traceback" in text for text in texts), texts
+    assert running == 0
