@@ -44,6 +44,7 @@ def worker_command(settings: Settings, url: str, threads: int) -> list[str]:
     command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", settings.experiment_name,
                "--space", settings.space, "--objective", settings.objective, "--threads", str(threads),
                "--data-dir", settings.data_dir, "--results-dir", settings.results_dir,
+               "--store-patience", str(settings.store_patience),
                "--download" if settings.download else "--no-download"]
     if settings.gpu:
         command += ["--gpu", settings.gpu]

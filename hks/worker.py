@@ -94,10 +94,21 @@ def objective_fingerprint(objective: Objective) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def _wait_for_experiment(store: p.JobStore, exp_key: str, idle_timeout: float) -> p.Experiment:
-    started, said = time.monotonic(), False
-    while (experiment := retrying(lambda: store.get_experiment(exp_key), "reading the experiment",
-                                  notice=NOTICE)) is None:
+def stoppable(call: Callable[[], T], what: str, patience: float, stopper: Stopper) -> T:
+    """A store call that rides out an outage, but gives way at once to a stop request (a call already
+    under way, such as completing a finished trial, is not abandoned)."""
+    try:
+        return retrying(call, what, patience, notice=NOTICE, stop=stopper.requested.is_set)
+    except StoreError:
+        stopper.check()
+        raise
+
+
+def _wait_for_experiment(store: p.JobStore, local: Settings, stopper: Stopper) -> p.Experiment:
+    exp_key, idle_timeout, started, said = local.experiment_name, local.idle_timeout, time.monotonic(), False
+    while (experiment := stoppable(lambda: store.get_experiment(exp_key), "reading the experiment",
+                                   local.store_patience, stopper)) is None:
+        stopper.check()
         if not said:
             print(f"worker: waiting for a master to create experiment {exp_key!r} in {store.url}", flush=True)
             said = True
@@ -210,14 +221,8 @@ class Worker:
     def presence(self, state: str, tid: int | None = None) -> p.WorkerInfo:
         return p.WorkerInfo(self.worker_id, self.exp_key, state, tid, time.time())
 
-    def _retrying(self, call: Callable[[], T], what: str, patience: float | None = None) -> T:
-        """A store call that rides out an outage, but gives way at once to a stop request."""
-        try:
-            return retrying(call, what, self.settings.store_patience if patience is None else patience,
-                            notice=NOTICE, stop=self.stopper.requested.is_set)
-        except StoreError:
-            self.stopper.check()
-            raise
+    def _retrying(self, call: Callable[[], T], what: str) -> T:
+        return stoppable(call, what, self.settings.store_patience, self.stopper)
 
     def run(self, max_trials: int = 0) -> int:
         """Serve trials until idle for ``idle_timeout`` seconds (0: forever), ``max_trials`` are run,
@@ -378,8 +383,9 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
     if not url:
         raise WorkerError("a worker needs a job store: pass --store URL (or set HKS_STORE, or MONGO_DB_HOST)")
     pin_gpu(local.gpu)
+    stopper = stopper or Stopper()
     store = open_store(url, patience=local.store_patience)
-    experiment = _wait_for_experiment(store, local.experiment_name, local.idle_timeout)
+    experiment = _wait_for_experiment(store, local, stopper)
     space, objective = check_experiment(experiment, space_name or experiment.space,
                                         objective_name or experiment.objective)
     settings = trial_settings(experiment, local)
@@ -389,7 +395,7 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
 
         configure_threads(settings.threads)
         import keras  # noqa: F401
-    return Worker(store, experiment, settings, space, objective, stopper=stopper or Stopper())
+    return Worker(store, experiment, settings, space, objective, stopper=stopper)
 
 
 def _explicit(args: argparse.Namespace, name: str) -> str | None:

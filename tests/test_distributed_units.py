@@ -240,7 +240,8 @@ def test_local_workers_share_the_cores_and_get_every_setting_explicitly(monkeypa
     command = worker_command(settings, "sqlite:///r/store.sqlite3", 1)
     joined = " ".join(command)
     for part in ("-m hks.worker", "--store sqlite:///r/store.sqlite3", "--experiment-name e", "--space s",
-                 "--objective m:f", "--threads 1", "--data-dir d", "--results-dir r", "--no-download", "--gpu 0"):
+                 "--objective m:f", "--threads 1", "--data-dir d", "--results-dir r", "--no-download", "--gpu 0",
+                 "--store-patience 600.0"):
         assert part in joined
 
 
