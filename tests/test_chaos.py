@@ -123,6 +123,10 @@ class Chaos:
             (tmp_path / "password").write_text(self.password)
         self.master_generations: list[Proc] = []
         self.hit: set[int] = set()
+        self.t0 = time.monotonic()
+
+    def note(self, event: str) -> None:
+        self.events.append(f"{time.monotonic() - self.t0:5.1f}s {event}")
 
     # --- processes ----------------------------------------------------------------------------
     def start(self, name: str, args: list[str]) -> Proc:
@@ -166,7 +170,7 @@ class Chaos:
             held = self.monitor.held_by(pid)
             os.kill(pid, signum)
             self.lost.append((signal.Signals(signum).name, time.time(), held))
-            self.events.append(f"{signal.Signals(signum).name} worker {pid} holding {[t for t, _ in held]}")
+            self.note(f"{signal.Signals(signum).name} worker {pid} holding {[t for t, _ in held]}")
         return victims
 
     def replace(self, pids: list[int]) -> None:
@@ -206,6 +210,7 @@ def _run(chaos: Chaos, store, outage: Postgres | None) -> dict:
         for _ in range(WORKERS):
             chaos.start_worker()
     wait_until(lambda: _done(store, chaos.exp) >= 3, 120, "the first trials", tuple(chaos.procs))
+    chaos.note("3 trials done")
     chaos.monitor.start()
     wait_until(lambda: len(chaos.monitor.running) >= WORKERS // 2, 60, "busy workers", tuple(chaos.procs))
     fifth = max(1, WORKERS // 5)
@@ -216,26 +221,27 @@ def _run(chaos: Chaos, store, outage: Postgres | None) -> dict:
     time.sleep(2.5 * LEASE)  # long enough for the stopped workers' leases to expire and their trials to move
     for pid in stopped:
         os.kill(pid, signal.SIGCONT)
-    chaos.events.append(f"SIGCONT {stopped}")
+    chaos.note(f"SIGCONT {stopped}")
     if outage is not None:
         time.sleep(rng.uniform(0.2, 1.0))
         outage_at = _done(store, chaos.exp)
         outage.stop()
-        chaos.events.append(f"database stopped at {outage_at} done")
+        chaos.note(f"database stopped at {outage_at} done")
         time.sleep(OUTAGE_SECONDS)
         outage.start()
-        chaos.events.append("database started")
+        chaos.note("database started")
     time.sleep(rng.uniform(0.5, 2.0))
     first_generation = chaos.live_worker_pids() if chaos.local else []
     killed_at = _done(store, chaos.exp)
     master.kill()
-    chaos.events.append(f"SIGKILL master at {killed_at} done")
+    chaos.note(f"SIGKILL master at {killed_at} done")
     assert killed_at < MAX_EVALS, f"the search ended before the chaos did: {chaos.events}"
     time.sleep(rng.uniform(0.5, 2.0))
     master = chaos.start_master()
     died = _wait_for_the_search(chaos, master, started)
+    chaos.note("search done")
     if died:  # the master died (not by our hand): run it again so that the accounting can go on
-        chaos.events.append(f"master died: {died}")
+        chaos.note(f"master died: {died}")
         master = chaos.start_master()
         assert not _wait_for_the_search(chaos, master, time.monotonic()), master.text()[-2000:]
     chaos.monitor.stop_event.set()
@@ -259,7 +265,7 @@ def _wait_for_the_search(chaos: Chaos, master: Proc, started: float) -> str:
     raise AssertionError(f"the search did not finish in {SEARCH_TIMEOUT}s: {chaos.events}\n{master.text()[-2000:]}")
 
 
-def _workers_exit_by_themselves(chaos: Chaos, timeout: float = 10.0) -> bool:
+def _workers_exit_by_themselves(chaos: Chaos, timeout: float = 5.0) -> bool:
     """With the experiment finished, every worker should exit on its own; those that do not are stopped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and chaos.live_worker_pids():
