@@ -21,9 +21,15 @@ ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "gp")
 DATASETS = ("cifar100", "cifar10")
 
 
-def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None) -> Any:
-    """Declare a setting: default value, environment variable (or None) and help text."""
-    return field(default=default, metadata={"env": env, "help": help, "choices": tuple(choices or ())})
+def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None,
+           identity: bool = False) -> Any:
+    """Declare a setting: default value, environment variable (or None) and help text.
+
+    ``identity=True`` marks a setting that changes what a trial's score means (the data, the
+    validation split, the training budget...): a search cannot be resumed with another value.
+    """
+    return field(default=default, metadata={"env": env, "help": help, "choices": tuple(choices or ()),
+                                            "identity": identity})
 
 
 def _parse_bool(text: str) -> bool:
@@ -40,23 +46,27 @@ class Settings:
     """What a search, a worker or a report needs to know. Serialisable with :meth:`to_dict`."""
 
     # --- data -------------------------------------------------------------------------
-    dataset: str = option("cifar100", "HKS_DATASET", "dataset to search on", choices=DATASETS)
+    dataset: str = option("cifar100", "HKS_DATASET", "dataset to search on", choices=DATASETS, identity=True)
     data_dir: str = option("ml_req", "HKS_DATA_DIR", "folder holding the official CIFAR archives")
     download: bool = option(True, "HKS_DOWNLOAD", "download the archive into --data-dir when it is absent")
-    dataset_size: int = option(0, "HKS_DATASET_SIZE", "use only this many training images (0: all)")
-    val_fraction: float = option(0.1, "HKS_VAL_FRACTION", "fraction of the training set held out for model selection")
-    augment_crop: bool = option(False, "HKS_AUGMENT_CROP", "random 4-pixel-padded crops on training batches")
+    dataset_size: int = option(0, "HKS_DATASET_SIZE", "use only this many training images (0: all)", identity=True)
+    val_fraction: float = option(0.1, "HKS_VAL_FRACTION", "fraction of the training set held out for model selection",
+        identity=True)
+    augment_crop: bool = option(False, "HKS_AUGMENT_CROP", "random 4-pixel-padded crops on training batches",
+        identity=True)
     # --- one trial ----------------------------------------------------------------------
-    epochs: int = option(100, "HKS_EPOCHS", "maximum epochs per trial")
-    patience: int = option(6, "HKS_PATIENCE", "early-stopping patience on validation fine accuracy (epochs)")
+    epochs: int = option(100, "HKS_EPOCHS", "maximum epochs per trial", identity=True)
+    patience: int = option(6, "HKS_PATIENCE", "early-stopping patience on validation fine accuracy (epochs)",
+        identity=True)
     threads: int = option(0, "HKS_THREADS", "TensorFlow threads per process (0: TensorFlow decides)")
     save_models: bool = option(False, "HKS_SAVE_MODELS", "save each trial's best weights beside its JSON result")
     # --- the search ---------------------------------------------------------------------
     algo: str = option("tpe", "HKS_ALGO", "search algorithm", choices=ALGORITHMS)
     max_evals: int = option(100, "HKS_MAX_EVALS", "total trials, counting those already done")
     n_startup_trials: int = option(20, "HKS_N_STARTUP_TRIALS", "random trials before TPE starts modelling")
-    seed: int = option(42, "HKS_SEED", "seed of the search and of the validation split")
-    space: str = option("hks.space", "HKS_SPACE", "search space: a module name or a .py file defining SPACE")
+    seed: int = option(42, "HKS_SEED", "seed of the search and of the validation split", identity=True)
+    space: str = option("hks.space", "HKS_SPACE", "search space: a module name or a .py file defining SPACE",
+        identity=True)
     # --- where things go ----------------------------------------------------------------
     results_dir: str = option("results", "HKS_RESULTS_DIR", "folder for JSON results, weights and plots")
     trials_file: str = option("results.pkl", "HKS_TRIALS_FILE", "hyperopt Trials pickle, for resuming")
@@ -68,7 +78,7 @@ class Settings:
     mongo_db_host: str = option("", "MONGO_DB_HOST", "classic: MongoDB host of the job store when --store is unset")
     mongo_db_port: int = option(27017, "MONGO_DB_PORT", "classic: MongoDB port, with MONGO_DB_HOST")
     objective: str = option("hks.objective:run_trial", "HKS_OBJECTIVE", "trial function workers import by "
-                            "name (module:function); a worker must be started with the master's")
+                            "name (module:function); a worker must be started with the master's", identity=True)
     workers: int = option(0, "HKS_WORKERS", "start this many local worker processes (SQLite store in "
                           "--results-dir unless --store is set)")
     queue_len: int = option(0, "HKS_QUEUE_LEN", "suggestions kept queued for workers (0: one per live worker)")
@@ -89,7 +99,7 @@ class Settings:
                                  "(--algo gp; failed trials do not count)")
     # --- autoHyper initial learning rate (hks.autolr) -------------------------------------
     base_lr: str = option("0.001", "HKS_BASE_LR", "base learning rate that lr_rate_mult scales, or 'auto' to "
-                          "calibrate it with autoHyper before the search starts")
+                          "calibrate it with autoHyper before the search starts", identity=True)
     autolr_min_lr: float = option(1e-4, "HKS_AUTOLR_MIN_LR", "autoHyper: lowest learning rate of the first grid")
     autolr_max_lr: float = option(0.1, "HKS_AUTOLR_MAX_LR", "autoHyper: highest learning rate of the first grid")
     autolr_num_lrs: int = option(20, "HKS_AUTOLR_NUM_LRS", "autoHyper: learning rates per geometric grid (>= 4)")
@@ -122,6 +132,9 @@ class Settings:
 
 def _fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Settings))
+
+
+IDENTITY_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["identity"])
 
 
 def flag_name(name: str) -> str:

@@ -22,6 +22,7 @@ from hks.config import Settings
 from hks.data import Splits, load_splits, make_dataset
 from hks.errors import ConfigError, DatasetError, HksError
 from hks.model import build_model
+from hks.seeding import TRAIN, trial_seed
 
 EpochHook = Callable[[int, dict[str, float]], None]
 ModelBuilder = Callable[..., Any]
@@ -54,9 +55,16 @@ def base_learning_rate(settings: Settings) -> float:
 
 
 def splits_for(settings: Settings) -> Splits:
-    return load_splits(settings.dataset, settings.data_dir, download=settings.download,
-                       val_fraction=settings.val_fraction, dataset_size=settings.dataset_size,
-                       seed=settings.seed)
+    """The train/validation/test splits of the settings, loaded once per process (trials share them)."""
+    return _cached_splits(settings.dataset, settings.data_dir, settings.download, settings.val_fraction,
+                          settings.dataset_size, settings.seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_splits(dataset: str, data_dir: str, download: bool, val_fraction: float, dataset_size: int,
+                   seed: int) -> Splits:
+    return load_splits(dataset, data_dir, download=download, val_fraction=val_fraction,
+                       dataset_size=dataset_size, seed=seed)
 
 
 def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
@@ -162,7 +170,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     configure_threads(settings.threads)
     require_tensorboard(settings)
     splits = splits if splits is not None else splits_for(settings)
-    seed = settings.seed * 1000 + (tid or 0)
+    seed = trial_seed(settings.seed, tid or 0, TRAIN)
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
             "base_lr": base_lr}

@@ -22,6 +22,7 @@ import numpy as np
 RESULT_SUFFIX = ".txt.json"
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
+STATUS_PRUNED = "pruned"
 
 
 def make_model_name(accuracy: float | None) -> str:

@@ -14,16 +14,13 @@ finished, or, started by ``--workers N``, when its master dies.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
-import inspect
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from hks import config
 from hks import results as res
 from hks.config import Settings
 from hks.errors import HksError, StoreError, TrialAbandoned, WorkerError
+from hks.evaluation import call_objective
 from hks.objective import save_result
 from hks.stopping import Stopped, Stopper
 from hks.store import check_settings, open_store, store_url
@@ -81,19 +79,6 @@ def import_objective(name: str) -> Objective:
     return function
 
 
-def objective_fingerprint(objective: Objective) -> str:
-    """A hash of the source of the module defining the objective: the master records it, and a
-    worker whose objective has the same name but other code is refused."""
-    module = inspect.getmodule(objective)
-    try:
-        source = inspect.getsource(module) if module is not None else ""
-    except (OSError, TypeError):
-        source = ""
-    if not source:
-        source = getattr(getattr(objective, "__code__", None), "co_code", b"").hex()
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
 def stoppable(call: Callable[[], T], what: str, patience: float, stopper: Stopper) -> T:
     """A store call that rides out an outage, but gives way at once to a stop request (a call already
     under way, such as completing a finished trial, is not abandoned)."""
@@ -121,6 +106,7 @@ def _wait_for_experiment(store: p.JobStore, local: Settings, stopper: Stopper) -
 
 def check_experiment(experiment: p.Experiment, space_name: str, objective_name: str) -> tuple[Any, Objective]:
     """This worker's space and objective, refused unless they are the experiment's."""
+    from hks.experiment import IDENTITY_KEY, code_fingerprint
     from hks.space import fingerprint, load_space
 
     if objective_name != experiment.objective:
@@ -135,10 +121,11 @@ def check_experiment(experiment: p.Experiment, space_name: str, objective_name: 
         raise WorkerError(f"this worker's search space {space_name!r} (fingerprint {mine}) is not experiment "
                           f"{experiment.exp_key!r}'s {experiment.space!r} ({experiment.fingerprint}): {hint}")
     objective = import_objective(objective_name)
-    if experiment.code and objective_fingerprint(objective) != experiment.code:
+    recorded = (experiment.settings.get(IDENTITY_KEY) or {}).get("objective_fingerprint")
+    if recorded and code_fingerprint(objective) != recorded:
         raise WorkerError(f"this worker's objective {objective_name!r} has other code (fingerprint "
-                          f"{objective_fingerprint(objective)}) than experiment {experiment.exp_key!r}'s "
-                          f"({experiment.code}): install the master's version of its module on this machine")
+                          f"{code_fingerprint(objective)}) than experiment {experiment.exp_key!r}'s ({recorded}): "
+                          "install the master's version of its module on this machine")
     return space, objective
 
 
@@ -206,6 +193,8 @@ class Worker:
     space: Any
     objective: Objective
     worker_id: str = field(default_factory=new_worker_id)
+    oracle: Any = None  # hks.oracle.Oracle: asked after each epoch whether to prune (None: never)
+    quiet: bool = False  # the in-process runner prints its own lines
     trials_run: int = 0
     stopper: Stopper = field(default_factory=Stopper)
     parent_pid: int = field(default_factory=lambda: int(os.environ.get(PARENT_PID_ENV) or 0))
@@ -213,6 +202,10 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.stopper.on_deadline = self.release_current
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
 
     @property
     def exp_key(self) -> str:
@@ -278,7 +271,7 @@ class Worker:
 
         point = space_eval(self.space, job.vals())
         self.current = job
-        print(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})", flush=True)
+        self.say(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})")
         heartbeat = Heartbeat(self, job, lambda: self._fail_past_time_limit(job, point))
         heartbeat.start()
         try:
@@ -303,8 +296,7 @@ class Worker:
         if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid}"):
             save_result(result, self.settings.results_dir)
             self.trials_run += 1
-            print(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}",
-                  flush=True)
+            self.say(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}")
             return True
         self._discard(result)
         print(f"worker {self.worker_id}: trial {job.tid} was requeued while running (lease lost): "
@@ -323,8 +315,7 @@ class Worker:
             print(f"worker {self.worker_id}: could not release trial {job.tid} ({exc}); it is requeued when its "
                   "lease expires", flush=True)
             return
-        print(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}",
-              flush=True)
+        self.say(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}")
 
     def _fail_past_time_limit(self, job: p.Job, point: dict[str, Any]) -> None:
         """Runs in the heartbeat thread: fail the trial; its training stops at the next epoch boundary,
@@ -364,15 +355,15 @@ class Worker:
             with self.stopper.shielded():  # metrics are a convenience: never lose the trial for them
                 call_quietly(lambda: self.store.push_metrics(job, metrics), "storing epoch metrics", NOTICE)
 
-        try:
-            with self.stopper.interrupting():
-                return self.objective(point, self.settings, tid=job.tid, on_epoch=on_epoch)
-        except (KeyboardInterrupt, HksError):
-            raise
-        except Exception as exc:  # the objective's own failure is the trial's result, as in run_trial
-            return {"status": res.STATUS_FAIL, "loss": None, "space": point, "model_name": res.make_model_name(None),
-                    "error": f"{type(exc).__name__}: {exc}"[:500], "error_type": type(exc).__name__,
-                    "traceback": traceback.format_exc(), "history": {}}
+        def should_prune(_epoch: int, logs: dict[str, float]) -> bool:
+            if self.oracle is None:
+                return False
+            values = [m.get("val_fine_accuracy") for m in metrics if m.get("val_fine_accuracy") is not None]
+            return self.oracle.should_prune(job.tid, values)
+
+        with self.stopper.interrupting():
+            return call_objective(self.objective, point, settings=self.settings, tid=job.tid, on_epoch=on_epoch,
+                                  should_prune=should_prune)
 
 
 def start_worker(local: Settings, *, space_name: str | None = None, objective_name: str | None = None,

@@ -44,3 +44,17 @@ def missing_data(point, settings, **_):
     from hks.errors import DatasetError
 
     raise DatasetError(f"{settings.data_dir}/cifar-100-python.tar.gz not found: put the archive there")
+
+
+def dies_on_first_trial(point, settings, *, tid=None, **kwargs):
+    """Kills its own process (as a segfault or the kernel's OOM killer would) on trial 0."""
+    import signal
+
+    if tid == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return quadratic(point, settings, tid=tid, **kwargs)
+
+
+def flat_quadratic(point, **_):
+    """A cheap objective over tests/spaces/flat_space.py, for --algo gp with workers."""
+    return (point["x"] - 0.3) ** 2 + (0.5 if point["kind"] == "b" else 0.0)

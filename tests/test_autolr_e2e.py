@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hks.autolr.search import LRRT_FILE, TRIALS_FILE, calibrate_base_lr, load_point
+from hks.autolr.calibrate import LRRT_FILE, TRIALS_FILE, calibrate_base_lr, load_point
 from hks.cli import main
 from hks.config import Settings, resolve
 from hks.errors import ConfigError

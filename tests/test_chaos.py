@@ -38,7 +38,7 @@ SEARCH_TIMEOUT = 150.0
 
 
 class MasterSideGap(AssertionError):
-    """A failure that only the master's side of issue 9 fixes (the lead's rewrite of hks/distributed.py)."""
+    """A failure that only the master's side of issue 9 fixes (hks/runners/master.py)."""
 
 
 MASTER_SIDE = pytest.mark.xfail(strict=True, raises=MasterSideGap, reason=(

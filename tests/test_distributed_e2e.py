@@ -122,10 +122,10 @@ def _register(store, exp_key: str) -> None:
     import objectives_for_tests
 
     from hks.config import Settings
-    from hks.distributed import register_experiment
+    from hks.experiment import register
 
     settings = Settings(experiment_name=exp_key, space=SPACE, objective=OBJECTIVE, lease_seconds=60.0)
-    register_experiment(store, settings, objectives_for_tests.SPACE)
+    register(store, settings, objectives_for_tests.SPACE, objectives_for_tests.quadratic)
 
 
 def test_a_worker_with_another_space_or_objective_is_refused(run, url):

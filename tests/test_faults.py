@@ -26,7 +26,7 @@ from hks.store import mask_url, open_store, split_credentials
 from hks.store import protocol as p
 from hks.store.retry import is_outage, retrying
 from hks.store.urls import PASSWORD_FILE_ENV, parse, scrub
-from hks.worker import Worker, check_experiment, objective_fingerprint
+from hks.worker import Worker, check_experiment
 
 SECRET = "pa/ss@w:rd%41&?x"  # every URL-special character
 RAW_SECRET = "pa/ss@w:rd"  # what may stand unencoded in a URL ('?' and '%XX' must be percent-encoded there)
@@ -39,10 +39,17 @@ def store(request, tmp_path):
     store.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mongomock"])
+@pytest.fixture(params=["sqlite", "postgresql", "mongomock", "results.pkl", "memory"])
 def any_store(request, tmp_path):
-    """For the protocol's own steps, which the thin MongoDB driver implements too."""
-    store = make_store(request.param, tmp_path)
+    """For the protocol's own steps, which the thin MongoDB driver and the in-process stores implement too."""
+    from hks.store.pickle_file import MemoryStore, PickleStore
+
+    if request.param == "results.pkl":
+        store = PickleStore(tmp_path / "results.pkl")
+    elif request.param == "memory":
+        store = MemoryStore()
+    else:
+        store = make_store(request.param, tmp_path)
     yield store
     store.close()
 
@@ -89,11 +96,11 @@ def test_a_released_and_retaken_trial_has_a_new_fence_so_a_stale_handle_cannot_c
 def test_a_finished_experiment_is_marked_and_a_master_registering_it_again_reopens_it(any_store):
     store = any_store
     exp_key = unique_exp_key()
-    experiment = _experiment(store, exp_key, code="abc123")
+    experiment = _experiment(store, exp_key)
     assert store.get_experiment(exp_key).finished_at is None
     store.finish_experiment(exp_key, now=1234.0)
     saved = store.get_experiment(exp_key)
-    assert (saved.finished_at, saved.code) == (1234.0, "abc123")
+    assert (saved.finished_at, saved.settings) == (1234.0, experiment.settings)
     store.put_experiment(experiment)  # a (re)started master
     assert store.get_experiment(exp_key).finished_at is None
     store.delete_experiment(exp_key)
@@ -140,8 +147,7 @@ def test_tables_of_an_older_hks_get_the_new_columns(tmp_path):
                    "NOT NULL)")
         db.execute("INSERT INTO hks_experiments VALUES ('old', 'f', 's', 'o', '{}', 1.0)")
     with open_store(f"sqlite:///{path}") as store:
-        old = store.get_experiment("old")
-        assert (old.code, old.finished_at) == ("", None)
+        assert store.get_experiment("old").finished_at is None
         store.insert_jobs(_jobs("old", [0]))
         assert store.reserve("old", "w", 30).reservation == 1
 
@@ -309,15 +315,19 @@ def test_the_result_json_is_written_only_after_the_store_accepted_the_completion
 
 
 def test_a_worker_with_the_objectives_name_but_other_code_is_refused(tmp_path):
+    from hks.experiment import IDENTITY_KEY, code_fingerprint
     from hks.space import fingerprint
 
-    mine = objective_fingerprint(objectives_for_tests.quadratic)
-    assert mine == objective_fingerprint(objectives_for_tests.missing_data)  # the module's code, not one function
-    experiment = p.Experiment("e", fingerprint(objectives_for_tests.SPACE), SPACE, OBJECTIVE, {}, code=mine)
-    check_experiment(experiment, SPACE, OBJECTIVE)
-    changed = p.Experiment("e", experiment.fingerprint, SPACE, OBJECTIVE, {}, code="0123456789abcdef")
+    mine = code_fingerprint(objectives_for_tests.quadratic)
+    assert mine == code_fingerprint(objectives_for_tests.missing_data)  # the module's code, not one function
+
+    def experiment(code: str) -> p.Experiment:
+        return p.Experiment("e", fingerprint(objectives_for_tests.SPACE), SPACE, OBJECTIVE,
+                            {IDENTITY_KEY: {"objective_fingerprint": code}})
+
+    check_experiment(experiment(mine), SPACE, OBJECTIVE)
     with pytest.raises(WorkerError, match="has other code") as info:
-        check_experiment(changed, SPACE, OBJECTIVE)
+        check_experiment(experiment("0123456789abcdef"), SPACE, OBJECTIVE)
     assert "\n" not in str(info.value)
 
 
@@ -373,13 +383,13 @@ def test_local_workers_exit_when_their_master_is_killed(tmp_path):
         import time
         import tests.objectives_for_tests as objectives
         from hks.config import Settings
-        from hks.distributed import register_experiment
+        from hks.experiment import register
         from hks.local_workers import LocalWorkers
         from hks.store import open_store
         settings = Settings(experiment_name="orphans", space="{SPACE}", objective="{OBJECTIVE}",
                             results_dir="{tmp_path / 'results'}", threads=1)
         with open_store("{url}") as store:
-            register_experiment(store, settings, objectives.SPACE)
+            register(store, settings, objectives.SPACE, objectives.quadratic)
         workers = LocalWorkers(settings, "{url}", 2)
         workers.start()
         print("pids", *(w.pid for w in workers.processes), flush=True)

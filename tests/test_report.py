@@ -24,8 +24,8 @@ from hks.plotting import GRAPHVIZ_MISSING, graphviz_available
 from hks.report import safe_write_report, write_report
 from hks.report.frame import make_axis, results_frame
 from hks.report.sources import load_trials_pickle
-from hks.search import run_local_search
 from hks.space import demo_point
+from hks.study import Study
 
 # The classic keys with a small fixed architecture and four free knobs: numeric (log), categorical,
 # and "None or a number" (one_more_fc), so every kind of axis shows up in the report.
@@ -57,7 +57,8 @@ def search(tmp_path_factory, cifar10_dir) -> Settings:
     which the importance, the colours and the best-so-far line need to mean anything.
     """
     settings = _settings(tmp_path_factory.mktemp("search"), cifar10_dir, dataset="cifar10", dataset_size=1000)
-    results = run_local_search(settings, SMALL_SPACE)
+    with Study(settings, space=SMALL_SPACE) as study:
+        results = study.optimize()
     assert len(results) == 4 and all(r["status"] == "ok" for r in results)
     assert len({r["loss"] for r in results}) > 1
     return settings

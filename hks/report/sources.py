@@ -7,7 +7,6 @@ results folder. Every reader returns result dicts (see :mod:`hks.results`) in tr
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +44,15 @@ def load_source(source: str | os.PathLike | None, settings: Settings) -> list[di
 
 
 def load_trials_pickle(path: Path) -> list[dict[str, Any]]:
-    """Results of the hyperopt ``Trials`` pickled in ``path`` (what the local search saves)."""
-    try:
-        with path.open("rb") as handle:
-            trials = pickle.load(handle)
-    except Exception as exc:  # noqa: BLE001 - unpickling raises anything; all mean "unreadable"
-        raise ReportSourceError(f"{path} is not a readable trials pickle ({type(exc).__name__}: {exc}); "
-                                "pass --from with the results folder instead") from None
-    if not hasattr(trials, "trials"):
-        raise ReportSourceError(f"{path} holds a {type(trials).__name__}, not hyperopt Trials; "
-                                "pass --from with the results folder instead")
-    from hks.search import EXPERIMENT_KEY
+    """Results of the ``results.pkl`` a local search saves (read without taking its lock)."""
+    from hks.errors import TrialsFileError
+    from hks.store.pickle_file import read_records
 
-    experiment = getattr(trials, "attachments", {}).get(EXPERIMENT_KEY) or {}
-    return with_base_lr(res.results_from_trials(trials), (experiment.get("settings") or {}).get("base_lr"))
+    try:
+        experiment, jobs = read_records(path)
+    except TrialsFileError as exc:
+        raise ReportSourceError(f"{exc}; or pass --from with the results folder instead") from None
+    return finished_results(experiment, jobs)
 
 
 def with_base_lr(results: list[dict[str, Any]], base_lr: Any) -> list[dict[str, Any]]:
@@ -97,15 +91,21 @@ def load_store(url: str, settings: Settings) -> list[dict[str, Any]]:
 
 def store_results(store: Any, experiment: str) -> list[dict[str, Any]]:
     """The results of an open store's finished jobs, completed like the master completes them."""
-    from hks.distributed import finished_result
-    from hks.space import load_space
-    from hks.store.protocol import FINAL_STATES
-
     record = store.get_experiment(experiment)
     if record is None:
         raise ReportSourceError(f"the store {store.url} has no experiment {experiment!r}: pass the search's "
                                 "--experiment-name (EXPERIMENT_NAME)")
-    jobs = sorted((j for j in store.load(experiment) if j.state in FINAL_STATES), key=lambda j: j.tid)
-    needs_space = any((j.result or {}).get("space") is None for j in jobs)
+    return finished_results(record, store.load(experiment))
+
+
+def finished_results(record: Any, jobs: list[Any]) -> list[dict[str, Any]]:
+    """Result dicts of the finished jobs, by trial id (the space is rebuilt only if a result lacks it)."""
+    from hks.space import load_space
+    from hks.store.hyperopt_docs import finished_result
+    from hks.store.protocol import FINAL_STATES
+
+    jobs = sorted((j for j in jobs if j.state in FINAL_STATES), key=lambda j: j.tid)
+    needs_space = record is not None and any((j.result or {}).get("space") is None for j in jobs)
     space = load_space(record.space) if needs_space else None
-    return with_base_lr([finished_result(job, space) for job in jobs], record.settings.get("base_lr"))
+    base_lr = record.settings.get("base_lr") if record is not None else None
+    return with_base_lr([finished_result(job, space) for job in jobs], base_lr)

@@ -23,9 +23,10 @@ A trial ("job") of experiment ``exp_key`` is identified by its hyperopt ``tid`` 
 
 Times are unix seconds from the writer's clock: machines sharing a store need synchronised
 clocks (NTP), and the lease must be much longer than their skew.
-The experiment record holds the space fingerprint, the space and objective names, the objective's
-code fingerprint and the master's settings (never a password); workers rebuild both by name and
-refuse to run when they differ, so no code ever travels through the store.
+The experiment record holds the space fingerprint, the space and objective names and the master's
+settings (never a password) with the search's identity, including the objective's code fingerprint;
+workers rebuild both by name and refuse to run when they differ, so no code ever travels through
+the store.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class Experiment:
     objective: str
     settings: dict[str, Any]
     created_at: float = field(default_factory=time.time)
-    code: str = ""  # fingerprint of the objective's code ("" : not checked)
     finished_at: float | None = None  # set by the master when the search is over: workers exit
 
 

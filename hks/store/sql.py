@@ -38,7 +38,6 @@ experiments = sa.Table(
     sa.Column("objective", sa.Text, nullable=False),
     sa.Column("settings", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("code", sa.Text, nullable=False, server_default=""),
     sa.Column("finished_at", sa.Float),
 )
 
