@@ -87,6 +87,10 @@ class Settings:
     max_attempts: int = option(3, "HKS_MAX_ATTEMPTS", "a trial whose worker is lost this many times is failed")
     idle_timeout: float = option(0.0, "HKS_IDLE_TIMEOUT", "a worker with nothing to do exits after this many "
                                  "seconds (0: it waits forever)")
+    store_patience: float = option(600.0, "HKS_STORE_PATIENCE", "seconds the master and workers ride out a job "
+                                   "store outage (server restart, network loss) before giving up")
+    trial_time_limit: float = option(0.0, "HKS_TRIAL_TIME_LIMIT", "a trial still running after this many seconds "
+                                     "is failed and its worker exits (0: no limit)")
     gpu: str = option("", "HKS_GPU", "pin a worker to this GPU id (empty: every visible GPU; -1: CPU only)")
     # --- Gaussian-process Bayesian optimisation through Ax (hks.bayesopt, --algo gp) ------
     gp_space: str = option("hks.bayesopt.sgd_space", "HKS_GP_SPACE", "flat space searched by --algo gp: a module "

@@ -3,6 +3,8 @@
 :func:`run_trial` never raises for a trial's own failure (exception, NaN loss, out of memory):
 it returns ``status: fail`` with the error and traceback, so the search goes on. Problems with
 the setup itself (missing dataset, bad settings) do raise, since every trial would fail alike.
+It writes no JSON result: whoever completes the trial (the in-process search, or a worker once
+the store accepted the result) calls :func:`save_result`, so each trial has exactly one.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def summarize(history: dict[str, list[float]]) -> dict[str, Any]:
 def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | None = None,
               tid: int | None = None, on_epoch: EpochHook | None = None,
               build: ModelBuilder | None = None, verbose: bool = True) -> dict[str, Any]:
-    """Train one point of the space and return its hyperopt result (also written as JSON).
+    """Train one point of the space and return its hyperopt result (not written: see :func:`save_result`).
 
     ``build(point, num_fine, num_coarse)`` makes the compiled model; by default the classic
     builder with the configured base learning rate.
@@ -195,8 +197,16 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         keras.backend.clear_session()
     result["finished_at"] = time.time()
     result["train_seconds"] = round(result["finished_at"] - started, 3)
-    res.write_result(result, settings.results_dir)
     return result
+
+
+def save_result(result: dict[str, Any], results_dir: str | Path) -> Path:
+    """Write a completed trial's JSON result once (a second call for the same trial changes nothing).
+
+    Call it only after the trial's completion was accepted (by the store's fenced ``complete``, or
+    by the in-process search), never before: a trial stopped in between must leave no result."""
+    path = Path(results_dir) / f"{result['model_name']}{res.RESULT_SUFFIX}"
+    return path if path.exists() else res.write_result(result, results_dir)
 
 
 def _one_line(exc: BaseException) -> str:

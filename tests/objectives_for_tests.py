@@ -1,7 +1,8 @@
 """A cheap objective and spaces for the distributed tests, imported by name by real worker processes.
 
-``quadratic`` behaves like ``hks.objective:run_trial`` (same signature, reports epochs, writes its
-JSON result) but sleeps instead of training, so the tests exercise the protocol, not TensorFlow.
+``quadratic`` behaves like ``hks.objective:run_trial`` (same signature, reports epochs, returns its
+result for whoever completes the trial to write) but sleeps instead of training, so the tests
+exercise the protocol, not TensorFlow.
 ``HKS_TEST_TRIAL_SECONDS`` sets how long a trial takes.
 """
 
@@ -34,7 +35,6 @@ def quadratic(point, settings, *, tid=None, on_epoch=None, **_):
     result = {"status": res.STATUS_OK, "loss": loss, "fine_best_accuracy": -loss, "space": point, "tid": tid,
               "epochs_run": EPOCHS, "started_at": started, "finished_at": time.time(),
               "train_seconds": time.time() - started, "model_name": res.make_model_name(-loss)}
-    res.write_result(result, settings.results_dir)
     return result
 
 

@@ -134,6 +134,13 @@ class MemoryStore(p.JobStore):
             self._trials.attachments[EXPERIMENT_KEY] = asdict(experiment)
             self._save()
 
+    def finish_experiment(self, exp_key: str, now: float | None = None) -> None:
+        with self._mutex:
+            saved = self._trials.attachments.get(EXPERIMENT_KEY)
+            if isinstance(saved, dict) and saved.get("exp_key") == exp_key:
+                saved["finished_at"] = time.time() if now is None else now
+                self._save()
+
     # --- the master's side ---------------------------------------------------------------
     def insert_jobs(self, jobs: list[p.Job]) -> None:
         with self._mutex:
@@ -167,13 +174,14 @@ class MemoryStore(p.JobStore):
             job = min(waiting, key=lambda j: j.tid)
             now = time.time()
             self._change(job, {"state": p.RUNNING, "owner": owner, "attempts": job.attempts + 1, "book_time": now,
-                               "heartbeat_at": now, "lease_expires": now + lease_seconds})
+                               "heartbeat_at": now, "lease_expires": now + lease_seconds,
+                               "reservation": job.reservation + 1})
             return copy.deepcopy(job)
 
     def _mine(self, job: p.Job) -> p.Job | None:
         current = self._jobs.get(job.tid)
         if current is None or current.state != p.RUNNING or current.owner != job.owner \
-                or current.attempts != job.attempts:
+                or current.reservation != job.reservation:
             return None
         return current
 
