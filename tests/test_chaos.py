@@ -255,7 +255,7 @@ def _wait_for_the_search(chaos: Chaos, master: Proc, started: float) -> str:
     raise AssertionError(f"the search did not finish in {SEARCH_TIMEOUT}s: {chaos.events}\n{master.text()[-2000:]}")
 
 
-def _workers_exit_by_themselves(chaos: Chaos, timeout: float = 5.0) -> bool:
+def _workers_exit_by_themselves(chaos: Chaos, timeout: float = 20.0) -> bool:
     """With the experiment finished, every worker should exit on its own; those that do not are stopped."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and chaos.live_worker_pids():
