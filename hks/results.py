@@ -22,6 +22,7 @@ import numpy as np
 RESULT_SUFFIX = ".txt.json"
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
+STATUS_PRUNED = "pruned"  # stopped by a pruner (hks.pruners); hyperopt sees it as ok (sampler_result)
 
 
 def make_model_name(accuracy: float | None) -> str:
