@@ -5,6 +5,7 @@ from hyperopt import Trials, fmin, hp, rand
 from hyperopt.exceptions import InvalidResultStatus
 
 from hks import config, pruners
+from hks import results as res
 from hks.config import Settings
 from hks.errors import ConfigError
 from hks.pruners import Curve
@@ -214,3 +215,9 @@ def test_hyperopt_refuses_a_raw_pruned_status_and_takes_the_sampler_view():
     fmin(lambda p: pruners.sampler_result(pruned_result(1, p["x"]), Settings(epochs=3)), space,
          algo=rand.suggest, max_evals=3, trials=trials, show_progressbar=False)
     assert trials.statuses() == ["ok"] * 3 and all(r["pruned"] for r in trials.results)
+
+
+def test_a_pruned_trial_never_becomes_the_best_result():
+    best_view = pruners.sampler_result(pruned_result(2, 0.9), Settings(epochs=9, prune_sampler_loss="best"))
+    completed = {"status": "ok", "loss": -0.5}
+    assert res.best_result([best_view, completed, pruned_result(1, 0.95)]) is completed
