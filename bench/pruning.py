@@ -19,6 +19,7 @@ validation images the accuracies carry about +-2 points of noise.
 
     python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 2000]
                             [--pruners none,median,asha,hyperband] [--sampler-loss ranked]
+                            [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def _ratio(value: float, base: float | None) -> str:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="search seeds per pruner")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed+seeds-1")
     parser.add_argument("--trials", type=int, default=15, help="trials per search (the same for every pruner)")
     parser.add_argument("--epochs", type=int, default=9, help="--epochs of every trial")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience, with and without pruning")
@@ -140,15 +142,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="--prune-sampler-loss of the pruned searches")
     parser.add_argument("--warmup-trials", type=int, default=3, help="--prune-warmup-trials")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
-    parser.add_argument("--json", default="", help="also write every search's figures to this file")
+    parser.add_argument("--json", default="", help="also write every search's figures to this file (after each)")
+    parser.add_argument("--summarize", nargs="+", default=[], metavar="JSON",
+                        help="only print the table of searches saved with --json (e.g. seeds run apart)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
+    names = [n.strip() for n in args.pruners.split(",") if n.strip()]
+    if args.summarize:
+        runs = [SearchRun(**r) for path in args.summarize for r in json.loads(Path(path).read_text())]
+        print("\n".join(summary_rows(runs, [n for n in names if any(r.prune == n for r in runs)])))
+        return 0
     from hks.objective import configure_threads, splits_for
 
-    names = [n.strip() for n in args.pruners.split(",") if n.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(dataset="cifar10", data_dir=str(DATA_DIR), download=False, dataset_size=args.dataset_size,
                         val_fraction=0.2, epochs=args.epochs, patience=args.patience, threads=args.threads,
@@ -159,15 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"CIFAR-10 mini: {args.dataset_size} images (80/20 train/val), {args.trials} TPE trials x up to "
               f"{args.epochs} epochs, patience {args.patience}, {args.seeds} seeds, {args.threads} thread(s), "
               f"pruned loss for TPE: {args.sampler_loss}", flush=True)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in names:
                 run = run_search(base.replace(prune=name, seed=seed), splits, space)
                 runs.append(run)
                 print(f"  seed {seed} {name:<10} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
                       f"pruned {run.pruned:>2}  {run.wall:.0f}s", flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1))
     print("\n".join(summary_rows(runs, names)))
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1))
     return 0
 
 
