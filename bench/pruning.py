@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Pruning against no pruning: the same TPE search, trial budget and seeds, with each pruner.
 
-Every search is hyperopt TPE (``hyperopt.fmin`` with hks's ``suggest_algorithm``) over a small
-space on the CIFAR-10 mini archive, calling :func:`hks.objective.run_trial` with real TensorFlow
-training. With a pruner, each trial's ``should_prune`` hook reads the curves of the earlier
-trials of the same search from memory (the product reads them from the job store) and hyperopt
-gets :func:`hks.pruners.sampler_result` of a pruned trial. Printed per pruner, over the seeds:
+Every search is hks's own in-process search (``hks.Study``: the TPE sampler, the oracle, in-memory
+storage) over a small space on the CIFAR-10 mini archive, each trial :func:`hks.objective.run_trial`
+with real TensorFlow training. With a pruner, the oracle asks it after every epoch with the other
+trials' curves as stored, and the sampler sees :func:`hks.pruners.sampler_result` of a pruned trial.
+Printed per pruner, over the seeds:
 
 * best validation fine accuracy of a completed trial (mean, standard deviation, min-max);
 * total trial-epochs and wall time (means) and their ratio to no pruning;
@@ -76,32 +76,25 @@ class SearchRun:
         return next((t for t, best in self.progress if best >= target), None)
 
 
-def run_search(settings: Settings, splits, space: dict) -> SearchRun:
-    """One fmin search with ``settings.prune``; curves of earlier trials feed the pruner."""
-    from hyperopt import Trials, fmin
+def run_search(settings: Settings, space: dict) -> SearchRun:
+    """One search through hks's own runner (``hks.Study``, in process, in-memory storage): the oracle
+    asks the pruner after every epoch with the curves in the storage, as in any search."""
+    import contextlib
+    import io
 
-    from hks import pruners
-    from hks.objective import run_trial
-    from hks.search import suggest_algorithm
+    from hks.study import Study
 
-    pruner, curves = pruners.make_pruner(settings), []
-    run, started = SearchRun(settings.prune, settings.seed), time.perf_counter()
-
-    def objective(point: dict) -> dict:
-        tid = len(curves)
-        hook = pruners.epoch_hook(pruner, tid, lambda: curves) if settings.prune != "none" else None
-        result = run_trial(point, settings, splits=splits, tid=tid, verbose=False, should_prune=hook)
-        curves.append(pruners.curve_of_result(tid, result))
-        run.trial_epochs += len(curves[-1].values)
-        run.pruned += curves[-1].state == pruners.PRUNED
-        if curves[-1].state == pruners.FINISHED:
+    run, started = SearchRun(settings.prune, settings.seed), time.time()
+    with contextlib.redirect_stdout(io.StringIO()), Study(settings.replace(trials_file=":memory:"),
+                                                          space=space) as study:
+        results = study.optimize()
+    run.wall = time.time() - started
+    for result in sorted(results, key=lambda r: r["finished_at"]):
+        run.trial_epochs += len((result.get("history") or {}).get("val_fine_accuracy", []))
+        run.pruned += result["status"] == "pruned"
+        if result["status"] == "ok":
             run.best = max(run.best, result["fine_best_accuracy"])
-        run.progress.append((time.perf_counter() - started, run.best))
-        return pruners.sampler_result(result, settings)
-
-    fmin(objective, space, algo=suggest_algorithm(settings), max_evals=settings.max_evals, trials=Trials(),
-         rstate=np.random.default_rng(settings.seed), show_progressbar=False, verbose=False)
-    run.wall = time.perf_counter() - started
+        run.progress.append((result["finished_at"] - started, run.best))
     return run
 
 
@@ -155,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = [SearchRun(**r) for path in args.summarize for r in json.loads(Path(path).read_text())]
         print("\n".join(summary_rows(runs, [n for n in names if any(r.prune == n for r in runs)])))
         return 0
-    from hks.objective import configure_threads, splits_for
+    from hks.objective import configure_threads
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(dataset="cifar10", data_dir=str(DATA_DIR), download=False, dataset_size=args.dataset_size,
@@ -163,13 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
                         prune_warmup_trials=args.warmup_trials, prune_sampler_loss=args.sampler_loss)
         configure_threads(args.threads)
-        splits, space, runs = splits_for(base), small_space(), []
+        space, runs = small_space(), []
         print(f"CIFAR-10 mini: {args.dataset_size} images (80/20 train/val), {args.trials} TPE trials x up to "
               f"{args.epochs} epochs, patience {args.patience}, {args.seeds} seeds, {args.threads} thread(s), "
               f"pruned loss for TPE: {args.sampler_loss}", flush=True)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in names:
-                run = run_search(base.replace(prune=name, seed=seed), splits, space)
+                run = run_search(base.replace(prune=name, seed=seed), space)
                 runs.append(run)
                 print(f"  seed {seed} {name:<10} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
                       f"pruned {run.pruned:>2}  {run.wall:.0f}s", flush=True)
