@@ -46,7 +46,11 @@ def suggest_algorithm(settings: Settings):
         except ImportError:
             raise ConfigError("--algo atpe needs lightgbm: pip install lightgbm") from None
         return atpe.suggest
-    raise ConfigError(f"unknown algorithm {settings.algo!r}; choose one of tpe, rand, anneal, atpe, gp")
+    if settings.algo == "mtpe":
+        from hks.samplers import mtpe
+
+        return mtpe.suggest
+    raise ConfigError(f"unknown algorithm {settings.algo!r}; choose one of tpe, rand, anneal, atpe, mtpe, gp")
 
 
 def experiment_record(settings: Settings, space: Any) -> dict[str, Any]:
