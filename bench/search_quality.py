@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Search quality of hks's algorithms on standard problems at equal budgets, over many seeds.
 
-Each algorithm (hyperopt tpe / rand / anneal as ``--algo`` configures them in hks, atpe when
-its dependencies are installed, and Ax GP through :mod:`hks.bayesopt.ax_loop`) minimises each
-problem of ``bench/problems.py`` once per seed. Printed per (problem, algorithm, budget):
+Each algorithm (hyperopt tpe / rand / anneal and hks's mtpe as ``--algo`` configures them, atpe when
+its dependencies are installed, Ax GP through :mod:`hks.bayesopt.ax_loop`, ``optuna``: Optuna's
+default sampler as shipped, for reference, and ``mtpe-8``: mtpe with 8 trials pending at a time, as
+with 8 asynchronous workers) minimises each problem of ``bench/problems.py`` once per seed.
+Printed per (problem, algorithm, budget):
 
 * the median best-so-far objective after that many evaluations, over the seeds;
 * the ratio to random search: median simple regret (best-so-far - known optimum) of the
@@ -11,7 +13,14 @@ problem of ``bench/problems.py`` once per seed. Printed per (problem, algorithm,
 
 The GP and ATPE cost up to seconds per suggestion, so these slow algorithms run fewer seeds and a
 smaller budget (``--slow-seeds``, ``--slow-budget``); the table says so. ``--full`` runs every
-problem, every algorithm, more seeds and the slow ones further.
+problem, every algorithm, more seeds and the slow ones further. With mtpe, a summary checks its goal
+cell by cell against tpe and optuna, compares mtpe-8 with mtpe, and times one suggestion of each
+after 1,000 trials (CPU time).
+
+The sampler comparison of the README (held out: NAS-Bench-201, never run here):
+
+    python bench/search_quality.py --problems classic_synthetic,cash,conv_blocks,hpobench_australian,\
+        hpolib_naval_propulsion --algos rand,tpe,optuna,mtpe,mtpe-8 --seeds 20
 
     python bench/search_quality.py [--seeds 10] [--budgets 25,50,100,200] [--problems branin,hartmann6]
                                    [--algos tpe,rand,anneal,gp] [--slow-seeds 3] [--slow-budget 25] [--full]
@@ -138,6 +147,36 @@ def unavailable(algo: str) -> str | None:
     return None
 
 
+# --- cost of one suggestion with a long history ---------------------------------------------------
+
+def suggestion_ms(history: int, repeats: int = 5) -> dict[str, float]:
+    """Median CPU milliseconds of this process for one suggestion of mtpe and of hyperopt's tpe after
+    ``history`` finished trials of hks's classic space (random points, synthetic losses); mtpe also per
+    point of a batch of 8. CPU time, not wall time: on a shared machine the wall clock counts others' work."""
+    from hyperopt import Domain, Trials, fmin, rand, tpe
+
+    from hks.samplers import mtpe
+
+    problem = PROBLEMS["classic_synthetic"]()
+    trials = Trials()
+    fmin(problem.objective, problem.hyperopt(), algo=rand.suggest, max_evals=history, trials=trials,
+         rstate=np.random.default_rng(0), show_progressbar=False, verbose=False)
+    domain = Domain(problem.objective, problem.hyperopt())
+    ids = trials.new_trial_ids(8)
+
+    def timed(call: Callable[[int], object], per: int = 1) -> float:
+        times = []
+        for seed in range(repeats):
+            t0 = time.process_time()
+            call(seed)
+            times.append((time.process_time() - t0) * 1000 / per)
+        return statistics.median(times)
+
+    return {"mtpe": timed(lambda seed: mtpe.suggest(ids[:1], domain, trials, seed)),
+            "mtpe, batch of 8": timed(lambda seed: mtpe.suggest(ids, domain, trials, seed), per=8),
+            "tpe": timed(lambda seed: tpe.suggest(ids[:1], domain, trials, seed))}
+
+
 # --- the table -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -223,6 +262,33 @@ def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[str] = ("tpe", "optuna"),
+                 budgets: Sequence[int] = (50, 100, 200), parallel: str = "mtpe-8", parallel_budget: int = 100) -> str:
+    """The sampler's goal, cell by cell: median regret no worse than each rival's on every problem at
+    each budget, better on average (mean over problems of the regret ratio to random search), and with
+    8 pending at a time within 10 % of its sequential regret. Empty when the candidate was not run."""
+    cell = {(r.problem, r.algo, r.budget): r for r in rows}
+    problems = list(dict.fromkeys(r.problem for r in rows if r.algo == candidate))
+    lines = []
+    for budget in budgets:
+        misses = [f"{problem} vs {rival}" for problem in problems for rival in rivals
+                  if (problem, rival, budget) in cell and (problem, candidate, budget) in cell
+                  and cell[problem, candidate, budget].median_regret > cell[problem, rival, budget].median_regret]
+        means = {algo: statistics.mean(cell[p, algo, budget].ratio for p in problems) for algo in (candidate, *rivals)
+                 if all((p, algo, budget) in cell and cell[p, algo, budget].ratio is not None for p in problems)}
+        if not means:
+            continue
+        lines.append(f"@{budget}: mean regret / random's: " + ", ".join(f"{a} {m:.2f}" for a, m in means.items())
+                     + f"; {candidate} worse than a rival in: {', '.join(misses) or 'none'}")
+    for problem in problems:
+        seq, par = cell.get((problem, candidate, parallel_budget)), cell.get((problem, parallel, parallel_budget))
+        if seq and par:
+            ratio = _ratio(par.median_regret, seq.median_regret)
+            lines.append(f"parallel @{parallel_budget} {problem}: {parallel} regret / {candidate}'s = {ratio:.2f} "
+                         f"({'within' if ratio <= 1.1 else 'NOT within'} 10 %)")
+    return "\n".join(lines)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm (default 10; --full 20)")
@@ -234,6 +300,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"seeds for the slow {'/'.join(SLOW_ALGOS)} (default 3; --full 10)")
     parser.add_argument("--slow-budget", type=int, default=None,
                         help=f"evaluations for the slow {'/'.join(SLOW_ALGOS)} (default 25; --full 100)")
+    parser.add_argument("--cost-trials", type=int, default=1000, help="with mtpe: time one suggestion of "
+                        "mtpe and tpe after this many finished trials (0: skip)")
     parser.add_argument("--full", action="store_true", help="every problem and algorithm, more seeds, the slow "
                         "algorithms further (hours)")
     return parser.parse_args(argv)
@@ -272,6 +340,14 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
           f"{time.perf_counter() - started:.0f}s in all.\n")
     print(format_table(rows, budgets))
+    summary = goal_summary(rows)
+    if summary:
+        print("\n" + summary)
+    if args.cost_trials and "mtpe" in algos:
+        cost = suggestion_ms(args.cost_trials)
+        print(f"\nCPU ms per suggestion after {args.cost_trials} finished trials of the classic space (median of 5): "
+              + ", ".join(f"{name} {ms:.1f}" for name, ms in cost.items())
+              + f"; mtpe / tpe = {cost['mtpe'] / cost['tpe']:.2f}x")
     return 0
 
 

@@ -112,11 +112,12 @@ def test_a_batch_after_start_up_has_no_near_duplicates_of_itself_or_of_pending_t
     _ask(trials, space, trials.new_trial_ids(4), seed=6)  # 4 pending
     docs = _ask(trials, space, trials.new_trial_ids(8), seed=7)
     assert len(docs) == 8
-    params = translate(space)
-    encoded = mtpe.encode(params, [values_from_misc(params, d["misc"]) for d in trials.trials])
-    tol = mtpe._tolerances(params, mtpe.Knobs().min_gap)
+    space_ = mtpe.Space(translate(space), mtpe.Knobs().min_gap)
+    encoded = space_.encode(mtpe.History.from_trials(space_.params, trials.trials).x)
+    assert len(encoded) == 24
     for i in range(12, len(encoded)):
-        assert not mtpe.near_duplicate(encoded[i], np.delete(encoded, i, axis=0), tol)
+        assert not mtpe.near_duplicate(encoded[i], np.delete(encoded, i, axis=0), space_.tol)
+    assert mtpe.near_duplicate(encoded[20] + space_.tol / 2, encoded, space_.tol)
 
 
 def test_start_up_counts_finished_trials_only(monkeypatch):
@@ -151,7 +152,7 @@ def test_failed_and_pending_trials_are_not_modelled_as_results_but_block_repeats
         doc["result"], doc["state"] = {"status": "fail"}, JOB_STATE_DONE
     trials.refresh()
     history = mtpe.History.from_trials(translate(GRID), trials.trials)
-    assert (len(history.done), len(history.pending), len(history.others)) == (0, 2, 5)
+    assert history.state.tolist() == [mtpe.OTHER] * 3 + [mtpe.PENDING] * 2 and history.n_done == 0
     last = _ask(trials, GRID, trials.new_trial_ids(1), seed=1)
     assert _point(last[0]) not in [_point(d) for d in trials.trials[:5]]
 

@@ -15,14 +15,15 @@ Pending trials (hyperopt ``JOB_STATE_NEW`` / ``RUNNING``, and the earlier ids of
 count as bad results for TPE (Optuna's constant liar), and no suggestion repeats or nearly repeats
 (:func:`near_duplicate`) a trial that is done, failed or pending. Only finished trials count toward
 the start-up phase. The model is rebuilt from ``trials`` on each call (no hidden state), so equal
-inputs give equal outputs; Optuna's estimators are vectorised, which keeps this cheap at 1,000 trials.
+inputs give equal outputs; the history is held as one matrix, so this stays cheap at 1,000 trials.
+Optuna's estimators are private API: optuna is pinned to the version this was written against.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
 from optuna.samplers._tpe.sampler import default_gamma, default_weights
 
-from hks.samplers.optuna_space import Param, idxs_vals, translate, values_from_misc
+from hks.samplers.optuna_space import Param, idxs_vals, matrix, translate
 
 PARZEN = _ParzenEstimatorParameters(prior_weight=1.0, consider_magic_clip=True, consider_endpoints=False,
                                     weights=default_weights, multivariate=True)
+DONE, PENDING, OTHER = 0, 1, 2  # failed, cancelled or errored: never modelled, never repeated
 
 
 @dataclass(frozen=True)
@@ -45,87 +47,52 @@ class Knobs:
     n_startup: int = 10  # finished trials before TPE models
     n_fill: int = 64  # random points the start-up design picks the most distant of
     local_prob: float = 0.25  # share of post-start-up suggestions that are local moves
+    explore_prob: float = 0.0  # share of post-start-up suggestions drawn space-filling
     n_candidates: int = 24  # TPE draws from l(x) scored by l(x)/g(x)
     min_gap: float = 0.01  # floats closer than this share of their range count as equal
-    explore_prob: float = 0.0  # share of post-start-up suggestions drawn space-filling
     liar: bool = True  # pending trials count as bad results for TPE (else they only block repeats)
+    branch_prob: float = 0.0  # share of local moves made from the best trial of a random branch
+    max_above: int = 250  # g(x) is fitted to the most recent this many other trials (cost stays flat)
 
 
-@dataclass
-class History:
-    """Every trial so far in Optuna's terms: finished (with loss), failed and pending."""
+class Space:
+    """The translated space and vectorised views of it: positions in [0, 1] and tolerances."""
 
-    params: list[Param]
-    done: list[dict[str, Any]] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    others: list[dict[str, Any]] = field(default_factory=list)  # failed and pending: never repeated
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    def __init__(self, params: list[Param], min_gap: float) -> None:
+        self.params = params
+        dists = [p.distribution for p in params]
+        self.categorical = np.array([isinstance(d, CategoricalDistribution) for d in dists])
+        self.log = np.array([bool(getattr(d, "log", False)) for d in dists])
+        low = np.array([0.0 if c else d.low for c, d in zip(self.categorical, dists)], dtype=float)
+        high = np.array([1.0 if c else d.high for c, d in zip(self.categorical, dists)], dtype=float)
+        self.low = np.where(self.log, np.log(np.where(self.log, low, 1.0)), low)
+        self.high = np.where(self.log, np.log(np.where(self.log, high, 1.0)), high)
+        # largest difference that still counts as the same value: floats min_gap of their range, else equal
+        is_float = np.array([isinstance(d, FloatDistribution) for d in dists])
+        span = np.maximum(self.high - self.low, 1.0)
+        self.tol = np.where(is_float, min_gap, np.where(self.categorical, 0.0, 0.5 / span))
+        parents = {label for p in params for cond in p.conditions for label, _ in cond}
+        self.branching = [j for j, p in enumerate(params) if p.label in parents]  # choices that open branches
 
-    @classmethod
-    def from_trials(cls, params: list[Param], docs: Sequence[dict]) -> History:
-        history = cls(params)
-        for doc in sorted(docs, key=lambda d: d["tid"]):
-            values = values_from_misc(params, doc["misc"])
-            result = doc.get("result") or {}
-            if doc["state"] == JOB_STATE_DONE and result.get("status") == STATUS_OK and _finite(result.get("loss")):
-                history.done.append(values)
-                history.losses.append(float(result["loss"]))
-            elif doc["state"] in (JOB_STATE_NEW, JOB_STATE_RUNNING):
-                history.add_pending(values)
-            else:
-                history.others.append(values)
-        return history
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Positions in [0, 1] (categorical: the index), NaN where inactive."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = np.where(self.log, np.log(np.where(self.log, x, 1.0)), x)
+            span = self.high - self.low
+            pos = np.where(span > 0, (v - self.low) / np.where(span > 0, span, 1.0), 0.0)
+        return np.where(np.isnan(x), np.nan, np.where(self.categorical, x, pos))
 
-    def add_pending(self, values: dict[str, Any]) -> None:
-        self.pending.append(values)
-        self.others.append(values)
+    def row(self, values: dict[str, Any]) -> np.ndarray:
+        return np.array([float(values[p.label]) if p.label in values else np.nan for p in self.params])
 
-    def everything(self) -> list[dict[str, Any]]:
-        return self.done + self.others
-
-    def ranked(self) -> list[dict[str, Any]]:
-        """Finished trials, best first."""
-        return [self.done[i] for i in np.argsort(self.losses, kind="stable")]
+    def values(self, row: np.ndarray) -> dict[str, Any]:
+        return {p.label: _external(p.distribution, v) for p, v in zip(self.params, row) if not np.isnan(v)}
 
 
-def _finite(loss: Any) -> bool:
-    try:
-        return math.isfinite(float(loss))
-    except (TypeError, ValueError):
-        return False
-
-
-# --- encoding: positions in [0, 1] (categorical: the index), NaN where inactive ------------------
-
-def encode(params: list[Param], configs: Sequence[dict[str, Any]]) -> np.ndarray:
-    out = np.full((len(configs), len(params)), np.nan)
-    for j, p in enumerate(params):
-        dist = p.distribution
-        for i, values in enumerate(configs):
-            if p.label not in values:
-                continue
-            v = values[p.label]
-            if isinstance(dist, CategoricalDistribution):
-                out[i, j] = v
-            else:
-                low, high, v = (math.log(dist.low), math.log(dist.high), math.log(v)) if dist.log else \
-                    (dist.low, dist.high, v)
-                out[i, j] = 0.0 if high == low else (v - low) / (high - low)
-    return out
-
-
-def _tolerances(params: list[Param], min_gap: float) -> np.ndarray:
-    """Largest difference per parameter that still counts as the same value."""
-    tol = []
-    for p in params:
-        dist = p.distribution
-        if isinstance(dist, FloatDistribution):
-            tol.append(min_gap)
-        elif isinstance(dist, CategoricalDistribution):
-            tol.append(0.0)
-        else:
-            tol.append(0.5 / max(dist.high - dist.low, 1))
-    return np.array(tol)
+def _external(dist: Any, value: float) -> Any:
+    if isinstance(dist, FloatDistribution):
+        return float(value)
+    return int(round(value))
 
 
 def near_duplicate(x: np.ndarray, known: np.ndarray, tol: np.ndarray) -> bool:
@@ -138,13 +105,55 @@ def near_duplicate(x: np.ndarray, known: np.ndarray, tol: np.ndarray) -> bool:
     return bool(same.all(axis=1).any())
 
 
-def distances(x: np.ndarray, known: np.ndarray, params: list[Param]) -> np.ndarray:
-    """Sum over parameters: 1 for a differing choice or activity, else the gap in [0, 1]."""
-    categorical = np.array([isinstance(p.distribution, CategoricalDistribution) for p in params])
-    x_nan, k_nan = np.isnan(x), np.isnan(known)
-    gap = np.abs(np.nan_to_num(known) - np.nan_to_num(x))
+def distances(points: np.ndarray, known: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """(points x known) sums over parameters: 1 for a differing choice or activity, else the gap in [0, 1]."""
+    a, b = points[:, None, :], known[None, :, :]
+    a_nan, b_nan = np.isnan(a), np.isnan(b)
+    gap = np.abs(np.nan_to_num(a) - np.nan_to_num(b))
     gap = np.where(categorical, (gap > 0).astype(float), gap)
-    return np.where(x_nan & k_nan, 0.0, np.where(x_nan | k_nan, 1.0, gap)).sum(axis=1)
+    return np.where(a_nan & b_nan, 0.0, np.where(a_nan | b_nan, 1.0, gap)).sum(axis=2)
+
+
+@dataclass
+class History:
+    """Every trial so far, in tid order: Optuna-side values (NaN: inactive), state and loss."""
+
+    x: np.ndarray
+    state: np.ndarray
+    loss: np.ndarray
+
+    @classmethod
+    def from_trials(cls, params: list[Param], docs: Sequence[dict]) -> History:
+        docs = sorted(docs, key=lambda d: d["tid"])
+        state, loss = np.full(len(docs), OTHER), np.full(len(docs), np.nan)
+        for i, doc in enumerate(docs):
+            result = doc.get("result") or {}
+            if doc["state"] == JOB_STATE_DONE and result.get("status") == STATUS_OK and _finite(result.get("loss")):
+                state[i], loss[i] = DONE, float(result["loss"])
+            elif doc["state"] in (JOB_STATE_NEW, JOB_STATE_RUNNING):
+                state[i] = PENDING
+        return cls(matrix(params, [d["misc"] for d in docs]), state, loss)
+
+    def add_pending(self, row: np.ndarray) -> None:
+        self.x = np.vstack([self.x, row[None, :]])
+        self.state = np.append(self.state, PENDING)
+        self.loss = np.append(self.loss, np.nan)
+
+    @property
+    def n_done(self) -> int:
+        return int((self.state == DONE).sum())
+
+    def ranked(self) -> np.ndarray:
+        """Rows of the finished trials, best first (ties: the earlier)."""
+        done = np.flatnonzero(self.state == DONE)
+        return done[np.argsort(self.loss[done], kind="stable")]
+
+
+def _finite(loss: Any) -> bool:
+    try:
+        return math.isfinite(float(loss))
+    except (TypeError, ValueError):
+        return False
 
 
 # --- proposals ---------------------------------------------------------------------------------
@@ -174,21 +183,14 @@ def random_point(params: list[Param], rng: np.random.Generator) -> dict[str, Any
 
 
 def neighbour(params: list[Param], base: dict[str, Any], rng: np.random.Generator,
-              donors: list[dict[str, Any]]) -> dict[str, Any]:
-    """``base`` with one (sometimes two) active parameters moved a step; newly opened branches take
-    their values from the best trial that has them (``donors``, best first), else at random."""
+              donor: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with one (sometimes two) active parameters moved a step; a newly opened branch takes
+    its values from ``donor`` (the best trial's value of each parameter) or else at random."""
     moved = dict(base)
     active = [p for p in params if p.label in base]
     for p in rng.choice(active, size=min(len(active), 1 + int(rng.random() < 0.3)), replace=False):
         moved[p.label] = _step(p, base[p.label], rng)
-
-    def fill(p: Param) -> Any:
-        for donor in donors:
-            if p.label in donor:
-                return donor[p.label]
-        return random_value(p, rng)
-
-    return complete(params, moved, fill)
+    return complete(params, moved, lambda p: donor[p.label] if p.label in donor else random_value(p, rng))
 
 
 def _step(p: Param, value: Any, rng: np.random.Generator) -> Any:
@@ -199,15 +201,12 @@ def _step(p: Param, value: Any, rng: np.random.Generator) -> Any:
     if isinstance(dist, FloatDistribution):
         low, high, v = (math.log(dist.low), math.log(dist.high), math.log(value)) if dist.log else \
             (dist.low, dist.high, value)
-        moved = v + rng.normal(0.0, 0.15) * (high - low)
-        moved = _reflect(moved, low, high)
+        moved = _reflect(v + rng.normal(0.0, 0.15) * (high - low), low, high)
         return float(math.exp(moved)) if dist.log else float(moved)
     if dist.high == dist.low:
         return value
     step = int(rng.choice([-1, 1])) * (1 + int(rng.random() < 0.25))
-    target = value + step
-    if not dist.low <= target <= dist.high:
-        target = value - step
+    target = value + step if dist.low <= value + step <= dist.high else value - step
     return int(min(max(target, dist.low), dist.high))
 
 
@@ -219,56 +218,44 @@ def _reflect(x: float, low: float, high: float) -> float:
     return low + (t if t <= high - low else 2 * (high - low) - t)
 
 
-def _groups(params: list[Param]) -> list[list[Param]]:
-    """Parameters that are active together (same conditions), in parents-first order."""
-    groups: dict[tuple, list[Param]] = {}
-    for p in params:
-        groups.setdefault(p.conditions, []).append(p)
+def _groups(params: list[Param]) -> list[list[int]]:
+    """Columns of the parameters that are active together (same conditions), parents first."""
+    groups: dict[tuple, list[int]] = {}
+    for j, p in enumerate(params):
+        groups.setdefault(p.conditions, []).append(j)
     return list(groups.values())
 
 
-def tpe_candidates(history: History, rng: np.random.Generator, n_candidates: int,
-                   liar: bool = True) -> list[dict[str, Any]]:
+def tpe_candidates(space: Space, history: History, rng: np.random.Generator, n_candidates: int,
+                   liar: bool = True, max_above: int = 250) -> list[dict[str, Any]]:
     """Points drawn group by group from the good trials' Parzen density l(x), each group's draws
-    ranked by l(x)/g(x) (g: the other finished trials plus pending ones), best first."""
-    params = history.params
-    n_below = default_gamma(len(history.done))
-    order = np.argsort(history.losses, kind="stable")
-    below_ids = set(order[:n_below].tolist())
-    below = [v for i, v in enumerate(history.done) if i in below_ids]  # tid order, as Optuna's weights expect
-    above = [v for i, v in enumerate(history.done) if i not in below_ids] + (history.pending if liar else [])
+    ranked by l(x)/g(x) (g: the other finished trials, and pending ones with ``liar``), best first."""
+    params = space.params
+    ranked = history.ranked()
+    below = np.zeros(len(history.state), dtype=bool)
+    below[ranked[:default_gamma(len(ranked))]] = True  # rows stay in tid order, as Optuna's weights expect
+    above = ((history.state == DONE) | ((history.state == PENDING) & liar)) & ~below
+    above[np.flatnonzero(above)[:-max_above]] = False  # the oldest carry least weight in Optuna's ramp anyway
     random_state = np.random.RandomState(rng.integers(2**32 - 1))
-    partial: list[dict[str, Any]] = [{} for _ in range(n_candidates)]
+    candidates: list[dict[str, Any]] = [{} for _ in range(n_candidates)]
     for group in _groups(params):
-        space = {p.label: p.distribution for p in group}
-        # every candidate that opens this group gets one of the same fit's draws, best first
-        users = [c for c in partial if group[0].active(c)]
+        users = [c for c in candidates if params[group[0]].active(c)]
         if not users:
             continue
-        est_below = _estimator(below, space)
-        est_above = _estimator(above, space)
+        dists = {params[j].label: params[j].distribution for j in group}
+        est_below, est_above = (_estimator(history.x[rows], group, dists) for rows in (below, above))
         draws = est_below.sample(random_state, n_candidates)
-        score = est_below.log_pdf(draws) - est_above.log_pdf(draws)
-        ranked = np.argsort(-score, kind="stable")
-        for rank, c in enumerate(users):
-            pick = ranked[rank % len(ranked)]
-            for label in space:
-                c[label] = _external(space[label], draws[label][pick])
-    return partial
+        order = np.argsort(est_above.log_pdf(draws) - est_below.log_pdf(draws), kind="stable")
+        for rank, candidate in enumerate(users):  # every candidate opening the group gets a draw, best first
+            pick = order[rank % len(order)]
+            for label, dist in dists.items():
+                candidate[label] = _external(dist, draws[label][pick])
+    return candidates
 
 
-def _estimator(configs: list[dict[str, Any]], space: dict[str, Any]) -> _ParzenEstimator:
-    rows = [c for c in configs if all(label in c for label in space)]
-    observations = {label: np.asarray([c[label] for c in rows], dtype=float) for label in space}
-    return _ParzenEstimator(observations, space, PARZEN)
-
-
-def _external(dist: Any, value: float) -> Any:
-    if isinstance(dist, CategoricalDistribution):
-        return int(value)
-    if isinstance(dist, FloatDistribution):
-        return float(value)
-    return int(round(value))
+def _estimator(x: np.ndarray, columns: list[int], dists: dict[str, Any]) -> _ParzenEstimator:
+    rows = x[~np.isnan(x[:, columns[0]])][:, columns]
+    return _ParzenEstimator({label: rows[:, i] for i, label in enumerate(dists)}, dists, PARZEN)
 
 
 # --- the suggest function ------------------------------------------------------------------------
@@ -276,22 +263,22 @@ def _external(dist: Any, value: float) -> Any:
 class Proposer:
     """One call's state: the history (growing with this batch's suggestions) and its encoding."""
 
-    def __init__(self, params: list[Param], history: History, knobs: Knobs, rng: np.random.Generator) -> None:
-        self.params, self.history, self.knobs, self.rng = params, history, knobs, rng
-        self.tol = _tolerances(params, knobs.min_gap)
-        self.known = encode(params, history.everything())
+    def __init__(self, space: Space, history: History, knobs: Knobs, rng: np.random.Generator) -> None:
+        self.space, self.history, self.knobs, self.rng = space, history, knobs, rng
+        self.known = space.encode(history.x)
 
     def fresh(self, values: dict[str, Any]) -> bool:
-        return not near_duplicate(encode(self.params, [values])[0], self.known, self.tol)
+        return not near_duplicate(self.space.encode(self.space.row(values)), self.known, self.space.tol)
 
     def accept(self, values: dict[str, Any]) -> dict[str, Any]:
-        self.history.add_pending(values)
-        self.known = np.vstack([self.known, encode(self.params, [values])])
+        row = self.space.row(values)
+        self.history.add_pending(row)
+        self.known = np.vstack([self.known, self.space.encode(row)[None, :]])
         return values
 
     def propose(self) -> dict[str, Any]:
         knobs, rng = self.knobs, self.rng
-        if len(self.history.done) < knobs.n_startup:
+        if self.history.n_done < knobs.n_startup:
             return self.accept(self.space_filling())
         draw = rng.random()
         if draw < knobs.explore_prob:
@@ -300,28 +287,55 @@ class Proposer:
         return self.accept(first or self.local() or self.tpe() or self.space_filling())
 
     def space_filling(self) -> dict[str, Any]:
-        """The random point farthest from every known trial (a fresh one if all are repeats)."""
-        points = [random_point(self.params, self.rng) for _ in range(self.knobs.n_fill)]
+        """The random point farthest from every known trial."""
+        points = [random_point(self.space.params, self.rng) for _ in range(self.knobs.n_fill)]
         if not len(self.known):
             return points[0]
-        encoded = encode(self.params, points)
-        nearest = [distances(x, self.known, self.params).min() for x in encoded]
+        encoded = self.space.encode(np.array([self.space.row(p) for p in points]))
+        nearest = distances(encoded, self.known, self.space.categorical).min(axis=1)
         return points[int(np.argmax(nearest))]
 
     def local(self, tries: int = 24, bases: int = 5) -> dict[str, Any] | None:
         """A fresh neighbour of one of the best trials (the best first, the next once its
         neighbourhood looks exhausted)."""
         ranked = self.history.ranked()
-        for base in ranked[:bases]:
+        donor = self._donor(ranked)
+        starts = list(ranked[:bases])
+        if self.rng.random() < self.knobs.branch_prob:
+            starts.insert(0, self._branch_leader(ranked))
+        for row in starts:
+            base = self.space.values(self.history.x[row])
             for _ in range(tries):
-                candidate = neighbour(self.params, base, self.rng, ranked)
+                candidate = neighbour(self.space.params, base, self.rng, donor)
                 if self.fresh(candidate):
                     return candidate
         return None
 
+    def _branch_leader(self, ranked: np.ndarray) -> int:
+        """The best trial of a random branch: one combination of the choices that open other
+        parameters (an ``hp.choice`` over models, depths...), so that no branch is given up for good
+        because its first random points were bad."""
+        columns = self.space.branching
+        if not columns:
+            return int(ranked[0])
+        keys = np.nan_to_num(self.history.x[ranked][:, columns], nan=-1.0)
+        _, first = np.unique(keys, axis=0, return_index=True)
+        return int(ranked[self.rng.choice(first)])
+
+    def _donor(self, ranked: np.ndarray) -> dict[str, Any]:
+        """Each parameter's value in the best finished trial where it is active."""
+        donor = {}
+        for j, p in enumerate(self.space.params):
+            column = self.history.x[ranked, j]
+            active = np.flatnonzero(~np.isnan(column))
+            if len(active):
+                donor[p.label] = _external(p.distribution, column[active[0]])
+        return donor
+
     def tpe(self) -> dict[str, Any] | None:
         for _ in range(3):
-            for candidate in tpe_candidates(self.history, self.rng, self.knobs.n_candidates, self.knobs.liar):
+            for candidate in tpe_candidates(self.space, self.history, self.rng, self.knobs.n_candidates,
+                                            self.knobs.liar, self.knobs.max_above):
                 if self.fresh(candidate):
                     return candidate
         return None
@@ -329,13 +343,13 @@ class Proposer:
 
 def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, **knobs: Any) -> list[dict]:
     """hyperopt's ``suggest`` protocol: one new trial document per id, none a near-repeat of another."""
+    settings = Knobs(**knobs)
     params = _params(domain)
-    rng = np.random.default_rng(seed)
-    proposer = Proposer(params, History.from_trials(params, trials.trials), Knobs(**knobs), rng)
+    space = Space(params, settings.min_gap)
+    proposer = Proposer(space, History.from_trials(params, trials.trials), settings, np.random.default_rng(seed))
     docs = []
     for new_id in new_ids:
-        values = proposer.propose()
-        idxs, vals = idxs_vals(params, values, new_id)
+        idxs, vals = idxs_vals(params, proposer.propose(), new_id)
         misc = {"tid": new_id, "cmd": domain.cmd, "workdir": domain.workdir}
         miscs_update_idxs_vals([misc], idxs, vals)
         docs.extend(trials.new_trial_docs([new_id], [None], [domain.new_result()], [misc]))

@@ -14,10 +14,11 @@ of +-4 sigma (in log space for the log forms), which covers every value hyperopt
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from hyperopt.pyll import Apply, as_apply
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -35,8 +36,7 @@ class Param:
     kind: str  # the hyperopt distribution: uniform, quniform, loguniform, randint, choice, ...
     distribution: BaseDistribution
     conditions: tuple[Condition, ...]  # active when any one holds; ((),) = always
-    q: float | None = None
-    offset: int = 0  # quniform as integers k: hyperopt value = k * q
+    q: float | None = None  # quniform: Optuna models the integer k of the value k * q
 
     def active(self, values: Mapping[str, Any]) -> bool:
         return any(all(values.get(label) == index for label, index in cond) for cond in self.conditions)
@@ -59,6 +59,18 @@ class Param:
         if isinstance(dist, IntDistribution):
             return int(min(max(int(round(value)), dist.low), dist.high))
         return float(min(max(float(value), dist.low), dist.high))
+
+
+    def from_hyperopt_array(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`from_hyperopt` for many values at once (floats out)."""
+        if self.kind == "quniform":
+            raw = np.round(raw / self.q)
+        dist = self.distribution
+        if isinstance(dist, CategoricalDistribution):
+            return raw
+        if isinstance(dist, IntDistribution):
+            raw = np.round(raw)
+        return np.clip(raw, dist.low, dist.high)
 
 
 def _literal(node: Apply) -> Any:
@@ -138,6 +150,24 @@ def values_from_misc(params: list[Param], misc: Mapping[str, Any]) -> dict[str, 
     """A hyperopt trial's active values (``misc['vals']``) in Optuna's terms."""
     vals = misc.get("vals", {})
     return {p.label: p.from_hyperopt(vals[p.label][0]) for p in params if vals.get(p.label)}
+
+
+def matrix(params: list[Param], miscs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Many trials' values at once: one row per ``misc``, one column per param, NaN where inactive."""
+    column = {p.label: j for j, p in enumerate(params)}
+    rows: list[list[int]] = [[] for _ in params]
+    raw: list[list[float]] = [[] for _ in params]
+    for i, misc in enumerate(miscs):
+        for label, stored in misc["vals"].items():
+            if stored and label in column:
+                j = column[label]
+                rows[j].append(i)
+                raw[j].append(stored[0])
+    out = np.full((len(miscs), len(params)), np.nan)
+    for j, p in enumerate(params):
+        if rows[j]:
+            out[rows[j], j] = p.from_hyperopt_array(np.asarray(raw[j], dtype=float))
+    return out
 
 
 def idxs_vals(params: list[Param], values: Mapping[str, Any], tid: int) -> tuple[dict, dict]:
