@@ -29,6 +29,9 @@ The sampler comparison of the README (held out: NAS-Bench-201, never run here):
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
+import functools
 import math
 import statistics
 import sys
@@ -217,29 +220,39 @@ def summarize(problem: Problem, runs: dict[str, dict[int, list[float]]], budgets
     return rows
 
 
+def _one_run(task: tuple[str, str, int, int]) -> tuple[list[float], float]:
+    """One (problem, algorithm, budget, seed) run and its seconds; module-level so worker processes can take it."""
+    name, algo, budget, seed = task
+    t0 = time.perf_counter()
+    return ALGORITHMS[algo](_problem(name), budget, seed), time.perf_counter() - t0
+
+
+@functools.cache
+def _problem(name: str) -> Problem:
+    return PROBLEMS[name]()
+
+
 def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
-                  slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print) -> list[Row]:
-    """Run every (problem, algorithm, seed) and return the table rows; one progress line per run."""
-    rows: list[Row] = []
-    started = time.perf_counter()
+                  slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print, jobs: int = 1) -> list[Row]:
+    """Run every (problem, algorithm, seed), in ``jobs`` processes, and return the table rows; one line per run."""
+    tasks = []
     for name in problems:
-        problem = PROBLEMS[name]()
-        runs: dict[str, dict[int, list[float]]] = {}
         for algo in algos:
-            if algo == "gp" and not problem.space:
+            if algo == "gp" and not _problem(name).space:
                 log(f"  {name} gp skipped: the problem has no flat space (conditional)")
                 continue
             slow = algo in SLOW_ALGOS
-            algo_seeds = slow_seeds if slow else seeds
             budget = min(slow_budget, max(budgets)) if slow else max(budgets)
-            runs[algo] = {}
-            for seed in range(algo_seeds):
-                t0 = time.perf_counter()
-                runs[algo][seed] = ALGORITHMS[algo](problem, budget, seed)
-                log(f"  {name} {algo} seed {seed + 1}/{algo_seeds}: best {min(runs[algo][seed]):.6g} after {budget} "
-                    f"evaluations ({time.perf_counter() - t0:.1f}s; {time.perf_counter() - started:.0f}s total)")
-        rows.extend(summarize(problem, runs, budgets))
-    return rows
+            tasks.extend((name, algo, budget, seed) for seed in range(slow_seeds if slow else seeds))
+    started = time.perf_counter()
+    runs: dict[str, dict[str, dict[int, list[float]]]] = {name: {} for name in problems}
+    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        results = pool.map(_one_run, tasks) if pool else map(_one_run, tasks)
+        for (name, algo, budget, seed), (losses, seconds) in zip(tasks, results):
+            runs[name].setdefault(algo, {})[seed] = losses
+            log(f"  {name} {algo} seed {seed + 1}: best {min(losses):.6g} after {budget} evaluations "
+                f"({seconds:.1f}s; {time.perf_counter() - started:.0f}s total)")
+    return [row for name in problems for row in summarize(_problem(name), runs[name], budgets)]
 
 
 def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
@@ -269,6 +282,8 @@ def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[
     8 pending at a time within 10 % of its sequential regret. Empty when the candidate was not run."""
     cell = {(r.problem, r.algo, r.budget): r for r in rows}
     problems = list(dict.fromkeys(r.problem for r in rows if r.algo == candidate))
+    if not problems:
+        return ""
     lines = []
     for budget in budgets:
         misses = [f"{problem} vs {rival}" for problem in problems for rival in rivals
@@ -302,6 +317,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"evaluations for the slow {'/'.join(SLOW_ALGOS)} (default 25; --full 100)")
     parser.add_argument("--cost-trials", type=int, default=1000, help="with mtpe: time one suggestion of "
                         "mtpe and tpe after this many finished trials (0: skip)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each single-threaded)")
     parser.add_argument("--full", action="store_true", help="every problem and algorithm, more seeds, the slow "
                         "algorithms further (hours)")
     return parser.parse_args(argv)
@@ -334,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"slow {'/'.join(SLOW_ALGOS)}: {slow_seeds} seeds up to {slow_budget} evaluations", flush=True)
     started = time.perf_counter()
     rows = run_benchmark(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget,
-                         log=lambda line: print(line, flush=True))
+                         log=lambda line: print(line, flush=True), jobs=args.jobs)
     print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
           f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "
           f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
