@@ -42,16 +42,16 @@ DONE, PENDING, OTHER = 0, 1, 2  # failed, cancelled or errored: never modelled, 
 
 @dataclass(frozen=True)
 class Knobs:
-    """The sampler's settings; the defaults are those that won ``bench/search_quality.py``."""
+    """The sampler's settings; defaults picked on a 6-seed pilot of bench/search_quality.py (never NAS-Bench-201)."""
 
     n_startup: int = 10  # finished trials before TPE models
     n_fill: int = 64  # random points the start-up design picks the most distant of
-    local_prob: float = 0.25  # share of post-start-up suggestions that are local moves
+    local_prob: float = 0.4  # share of post-start-up suggestions that are local moves
     explore_prob: float = 0.0  # share of post-start-up suggestions drawn space-filling
-    n_candidates: int = 24  # TPE draws from l(x) scored by l(x)/g(x)
+    n_candidates: int = 64  # TPE draws from l(x) scored by l(x)/g(x) (Optuna: 24)
     min_gap: float = 0.01  # floats closer than this share of their range count as equal
     liar: bool = True  # pending trials count as bad results for TPE (else they only block repeats)
-    branch_prob: float = 0.0  # share of local moves made from the best trial of a random branch
+    branch_prob: float = 0.3  # share of local moves made from the best trial of a random branch
     max_above: int = 250  # g(x) is fitted to the most recent this many other trials (cost stays flat)
 
 
@@ -73,6 +73,10 @@ class Space:
         self.tol = np.where(is_float, min_gap, np.where(self.categorical, 0.0, 0.5 / span))
         parents = {label for p in params for cond in p.conditions for label, _ in cond}
         self.branching = [j for j, p in enumerate(params) if p.label in parents]  # choices that open branches
+
+    def keys(self, x: np.ndarray) -> np.ndarray:
+        """The branch of each row: its values of the choices that open branches (-1: inactive)."""
+        return np.nan_to_num(x[:, self.branching], nan=-1.0)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Positions in [0, 1] (categorical: the index), NaN where inactive."""
@@ -315,11 +319,9 @@ class Proposer:
         """The best trial of a random branch: one combination of the choices that open other
         parameters (an ``hp.choice`` over models, depths...), so that no branch is given up for good
         because its first random points were bad."""
-        columns = self.space.branching
-        if not columns:
+        if not self.space.branching:
             return int(ranked[0])
-        keys = np.nan_to_num(self.history.x[ranked][:, columns], nan=-1.0)
-        _, first = np.unique(keys, axis=0, return_index=True)
+        _, first = np.unique(self.space.keys(self.history.x[ranked]), axis=0, return_index=True)
         return int(ranked[self.rng.choice(first)])
 
     def _donor(self, ranked: np.ndarray) -> dict[str, Any]:
@@ -333,6 +335,7 @@ class Proposer:
         return donor
 
     def tpe(self) -> dict[str, Any] | None:
+        """The best-scored TPE candidate that is fresh."""
         for _ in range(3):
             for candidate in tpe_candidates(self.space, self.history, self.rng, self.knobs.n_candidates,
                                             self.knobs.liar, self.knobs.max_above):
