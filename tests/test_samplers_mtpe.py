@@ -183,7 +183,8 @@ def test_algo_mtpe_is_a_setting_and_beats_random_search_on_a_conditional_problem
     assert np.median([regret(mtpe.suggest, s) for s in seeds]) < np.median([regret(rand.suggest, s) for s in seeds])
 
 
-@pytest.mark.parametrize("knob", [{"n_startup": 0}, {"local_prob": 1.0}])
+@pytest.mark.parametrize("knob", [{"n_startup": 0, "local_prob": 1.0, "branch_prob": 1.0}, {"local_prob": 1.0},
+                                  {"explore_prob": 1.0}])
 def test_extreme_knobs_still_suggest(knob):
     trials = Trials()
     fmin(nested_loss, NESTED, algo=functools.partial(mtpe.suggest, **knob), max_evals=15, trials=trials,

@@ -303,6 +303,8 @@ class Proposer:
         """A fresh neighbour of one of the best trials (the best first, the next once its
         neighbourhood looks exhausted)."""
         ranked = self.history.ranked()
+        if not len(ranked):
+            return None
         donor = self._donor(ranked)
         starts = list(ranked[:bases])
         if self.rng.random() < self.knobs.branch_prob:
