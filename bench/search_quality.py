@@ -17,10 +17,12 @@ problem, every algorithm, more seeds and the slow ones further. With mtpe, a sum
 cell by cell against tpe and optuna, compares mtpe-8 with mtpe, and times one suggestion of each
 after 1,000 trials (CPU time).
 
-The sampler comparison of the README (held out: NAS-Bench-201, never run here):
+The sampler comparison of the README (held out: NAS-Bench-201, never run here) ran one problem per
+process, 10 seeds (20 did not fit the shared 2-core machine's time; ``--seeds 20 --jobs N`` runs them):
 
-    python bench/search_quality.py --problems classic_synthetic,cash,conv_blocks,hpobench_australian,\
-        hpolib_naval_propulsion --algos rand,tpe,optuna,mtpe,mtpe-8 --seeds 20
+    for p in classic_synthetic cash conv_blocks hpobench_australian hpolib_naval_propulsion; do
+        python bench/search_quality.py --problems $p --algos rand,tpe,optuna,mtpe,mtpe-8 --seeds 10 &
+    done
 
     python bench/search_quality.py [--seeds 10] [--budgets 25,50,100,200] [--problems branin,hartmann6]
                                    [--algos tpe,rand,anneal,gp] [--slow-seeds 3] [--slow-budget 25] [--full]
