@@ -17,7 +17,7 @@ from typing import Any
 
 from hks.errors import ConfigError
 
-ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "gp")
+ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "mtpe", "gp")
 DATASETS = ("cifar100", "cifar10")
 PRUNE_METHODS = ("none", "median", "asha", "hyperband")
 
