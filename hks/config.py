@@ -19,6 +19,7 @@ from hks.errors import ConfigError
 
 ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "gp")
 DATASETS = ("cifar100", "cifar10")
+PRUNE_METHODS = ("none", "median", "asha", "hyperband")
 
 
 def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None,
@@ -72,6 +73,18 @@ class Settings:
     trials_file: str = option("results.pkl", "HKS_TRIALS_FILE", "hyperopt Trials pickle, for resuming")
     experiment_name: str = option("hks_cifar100", "EXPERIMENT_NAME", "name of this search (the store's exp key)")
     plots: bool = option(True, "HKS_PLOTS", "draw architecture pictures of the demo and the best model")
+    # --- pruning: stop hopeless trials after an epoch (hks.pruners, docs/pruning.md) ------
+    prune: str = option("none", "HKS_PRUNE", "stop hopeless trials early (docs/pruning.md)", choices=PRUNE_METHODS)
+    prune_min_epochs: int = option(1, "HKS_PRUNE_MIN_EPOCHS", "epochs every trial runs before it can be pruned "
+                                   "(the first rung)")
+    prune_reduction_factor: int = option(3, "HKS_PRUNE_REDUCTION_FACTOR", "ASHA/Hyperband keep the top 1/this at "
+                                         "each rung; rungs at min-epochs x this**k")
+    prune_warmup_trials: int = option(4, "HKS_PRUNE_WARMUP_TRIALS", "no pruning at an epoch until this many other "
+                                      "trials have reached it")
+    prune_brackets: int = option(0, "HKS_PRUNE_BRACKETS", "Hyperband brackets (0: all that fit within --epochs)")
+    prune_sampler_loss: str = option("ranked", "HKS_PRUNE_SAMPLER_LOSS", "loss the sampler sees for a pruned "
+                                     "trial: ranked (below longer trials) or best (its best so far)",
+                                     choices=("ranked", "best"))
     # --- distributed search: job store, master and workers (hks.store, hks.worker) --------
     store: str = option("", "HKS_STORE", "job store URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB "
                         "or mongodb://USER:PASSWORD@HOST/DB (empty: trials run in this process)")
@@ -207,6 +220,17 @@ def _validate(settings: Settings) -> None:
     if settings.dataset_size < 0:
         raise ConfigError(f"--dataset-size must be >= 0 (0 means all), got {settings.dataset_size}")
     _validate_base_lr(settings.base_lr)
+    _validate_pruning(settings)
+
+
+def _validate_pruning(settings: Settings) -> None:
+    if settings.prune_min_epochs < 1:
+        raise ConfigError(f"--prune-min-epochs must be >= 1, got {settings.prune_min_epochs}")
+    if settings.prune_reduction_factor < 2:
+        raise ConfigError(f"--prune-reduction-factor must be >= 2, got {settings.prune_reduction_factor}")
+    if settings.prune_warmup_trials < 0 or settings.prune_brackets < 0:
+        raise ConfigError("--prune-warmup-trials and --prune-brackets must be >= 0 "
+                          f"(got {settings.prune_warmup_trials} and {settings.prune_brackets})")
 
 
 def is_auto(base_lr: str) -> bool:

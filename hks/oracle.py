@@ -8,20 +8,28 @@ one on another machine, makes the same decisions from the same records.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from hks.samplers import Sampler
 from hks.store import protocol as p
 from hks.store.cache import RecordCache
 
+if TYPE_CHECKING:
+    from hks.pruners import Pruner
+    from hks.samplers import Sampler
 
-class Pruner(Protocol):
-    def should_prune(self, tid: int, values: list[float], history: list[p.Job]) -> bool: ...
+ResultView = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class Oracle:
-    def __init__(self, store: p.JobStore, exp_key: str, sampler: Sampler, pruner: Pruner | None = None):
+    """``sampler`` may be None for a worker's oracle, which only prunes; ``result_view`` is how the
+    sampler sees a result (a pruned trial's, see :func:`hks.pruners.sampler_result`)."""
+
+    def __init__(self, store: p.JobStore, exp_key: str, sampler: Sampler | None, pruner: Pruner | None = None,
+                 result_view: ResultView | None = None):
         self.store, self.exp_key, self.sampler, self.pruner = store, exp_key, sampler, pruner
+        self.result_view = result_view
         self.records = RecordCache(store, exp_key)
 
     def refresh(self) -> list[p.Job]:
@@ -34,22 +42,32 @@ class Oracle:
             return []
         start = self.records.next_tid()
         tids = list(range(start, start + n))
-        docs = self.sampler.suggest(self.records.records(), tids)
+        docs = self.sampler.suggest(self._sampler_history(), tids)
         jobs = [p.Job(exp_key=self.exp_key, tid=tid, doc=doc) for tid, doc in zip(tids, docs)]
         self.store.insert_jobs(jobs)
         for job in jobs:
             self.records.jobs[job.tid] = job
         return jobs
 
-    def should_prune(self, tid: int, values: list[float]) -> bool:
-        """Whether trial ``tid``, with these per-epoch validation values so far, should stop now."""
+    def _sampler_history(self) -> list[p.Job]:
+        if self.result_view is None:
+            return self.records.records()
+        return [dataclasses.replace(job, result=self.result_view(job.result)) if job.result else job
+                for job in self.records.records()]
+
+    def prune_hook(self, tid: int) -> Callable[[int, dict[str, float]], Any] | None:
+        """Trial ``tid``'s ``should_prune(epoch, logs)``: asks the pruner with the other trials' curves as
+        stored now (None without a pruner)."""
         if self.pruner is None:
-            return False
-        self.refresh()
-        return self.pruner.should_prune(tid, values, self.records.records())
+            return None
+        from hks.pruners import curves_from_jobs, epoch_hook
+
+        def others():
+            self.refresh()
+            return curves_from_jobs(job for job in self.records.records() if job.tid != tid)
+
+        return epoch_hook(self.pruner, tid, others)
 
     def finished(self) -> list[p.Job]:
         return self.records.in_states(*p.FINAL_STATES)
 
-    def describe(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.name, "pruner": type(self.pruner).__name__ if self.pruner else None}

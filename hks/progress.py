@@ -41,7 +41,10 @@ class SearchProgress:
 
     def format_line(self, result: dict[str, Any]) -> str:
         done = len(self.results)
-        if result.get("status") == "ok" and result.get("fine_best_accuracy") is None:
+        if result.get("status") == "pruned":
+            outcome = (f"pruned at epoch {result.get('pruned_at_epoch')} (val fine acc "
+                       f"{result.get('fine_best_accuracy') or 0:.4f})")
+        elif result.get("status") == "ok" and result.get("fine_best_accuracy") is None:
             outcome = f"loss {result['loss']:.6g}"
         elif result.get("status") == "ok":
             outcome = f"val fine acc {result['fine_best_accuracy']:.4f} in {result.get('epochs_run', '?')} epochs"

@@ -104,7 +104,7 @@ class Study:
             sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
             self.experiment = exp.register(self.store, self.settings, self.space, self.objective)
-            self.oracle = Oracle(self.store, self.exp_key, sampler, pruner)
+            self.oracle = Oracle(self.store, self.exp_key, sampler, pruner, _result_view(self.settings))
         except BaseException:
             self.store.close()
             raise
@@ -252,11 +252,20 @@ def _fixed_objective() -> str:
 
 
 def _make_pruner(settings: Settings):
-    try:
-        from hks.pruners import make_pruner
-    except ImportError:
+    if settings.prune == "none":
         return None
+    from hks.pruners import make_pruner
+
     return make_pruner(settings)
+
+
+def _result_view(settings: Settings):
+    """How samplers see results: a pruned trial ranks as ``--prune-sampler-loss`` says."""
+    import functools
+
+    from hks.pruners import sampler_result
+
+    return functools.partial(sampler_result, settings=settings)
 
 
 MEMORY = ":memory:"

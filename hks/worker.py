@@ -355,12 +355,7 @@ class Worker:
             with self.stopper.shielded():  # metrics are a convenience: never lose the trial for them
                 call_quietly(lambda: self.store.push_metrics(job, metrics), "storing epoch metrics", NOTICE)
 
-        def should_prune(_epoch: int, logs: dict[str, float]) -> bool:
-            if self.oracle is None:
-                return False
-            values = [m.get("val_fine_accuracy") for m in metrics if m.get("val_fine_accuracy") is not None]
-            return self.oracle.should_prune(job.tid, values)
-
+        should_prune = self.oracle.prune_hook(job.tid) if self.oracle is not None else None
         with self.stopper.interrupting():
             return call_objective(self.objective, point, settings=self.settings, tid=job.tid, on_epoch=on_epoch,
                                   should_prune=should_prune)
@@ -386,7 +381,19 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
 
         configure_threads(settings.threads)
         import keras  # noqa: F401
-    return Worker(store, experiment, settings, space, objective, stopper=stopper)
+    oracle = pruning_oracle(store, settings)
+    return Worker(store, experiment, settings, space, objective, stopper=stopper, oracle=oracle)
+
+
+def pruning_oracle(store: p.JobStore, settings: Settings) -> Any:
+    """The oracle a worker asks after each epoch whether to stop (None without ``--prune``); it reads the
+    other trials' curves from the store, so every worker decides as the master would."""
+    if settings.prune == "none":
+        return None
+    from hks.oracle import Oracle
+    from hks.pruners import make_pruner
+
+    return Oracle(store, settings.experiment_name, None, make_pruner(settings))
 
 
 def _explicit(args: argparse.Namespace, name: str) -> str | None:

@@ -58,3 +58,24 @@ def dies_on_first_trial(point, settings, *, tid=None, **kwargs):
 def flat_quadratic(point, **_):
     """A cheap objective over tests/spaces/flat_space.py, for --algo gp with workers."""
     return (point["x"] - 0.3) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
+
+
+def learning_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None, **_):
+    """A trial of ``settings.epochs`` quick "epochs" whose validation accuracy rises towards a level set by
+    the point (better near x = 1), asking ``should_prune`` after each epoch as hks's own trials do."""
+    level = 1.0 / (1.0 + (point["x"] - 1.0) ** 2)
+    history = {"val_fine_accuracy": []}
+    for epoch in range(settings.epochs):
+        accuracy = level * (1.0 - 0.5 ** (epoch + 1))
+        history["val_fine_accuracy"].append(accuracy)
+        logs = {"val_fine_accuracy": accuracy, "loss": 1.0 - accuracy}
+        if on_epoch is not None:
+            on_epoch(epoch, logs)
+        decision = should_prune(epoch, logs) if should_prune is not None else False
+        if decision:
+            return {"status": res.STATUS_PRUNED, "pruned": True, "loss": -max(history["val_fine_accuracy"]),
+                    "fine_best_accuracy": max(history["val_fine_accuracy"]), "history": history,
+                    "pruned_at_epoch": epoch + 1, "rung": getattr(decision, "rung", None), "epochs_run": epoch + 1}
+    best = max(history["val_fine_accuracy"])
+    return {"status": res.STATUS_OK, "loss": -best, "fine_best_accuracy": best, "history": history,
+            "epochs_run": settings.epochs}

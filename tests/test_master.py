@@ -105,3 +105,30 @@ def test_a_resumed_distributed_search_makes_the_suggestions_of_an_uninterrupted_
     straight = _search(tmp_path, "straight", 6)
     assert [tid for tid, _ in resumed] == list(range(6))
     assert resumed == straight
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mongomock", "postgresql"])
+def test_the_record_cache_sees_every_change_while_watching_only_what_can_change(tmp_path, kind):
+    from store_fixtures import make_store
+
+    from hks.store.cache import RecordCache
+
+    store = make_store(kind, tmp_path)
+    exp = unique_exp_key("cache")
+    try:
+        store.insert_jobs([p.Job(exp, tid) for tid in range(3)])
+        cache = RecordCache(store, exp)
+        assert [j.tid for j in cache.refresh()] == [0, 1, 2]
+        done = store.reserve(exp, "w", 30)
+        store.complete(done, {"status": "ok", "loss": 1.0})
+        assert [(j.tid, j.state) for j in cache.refresh()] == [(0, p.DONE)]
+        watch = p.Watch((1, 2), 2)
+        assert set(store.versions(exp, watch)) == {1, 2}  # the finished trial is no longer read
+        store.insert_jobs([p.Job(exp, 3)])
+        running = store.reserve(exp, "w", 30)
+        assert [(j.tid, j.state) for j in cache.refresh()] == [(1, p.RUNNING), (3, p.NEW)]
+        assert cache.refresh() == []
+        assert cache.counts() == {p.NEW: 2, p.RUNNING: 1, p.DONE: 1, p.FAILED: 0} and running.tid == 1
+    finally:
+        store.delete_experiment(exp)
+        store.close()

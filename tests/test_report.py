@@ -183,7 +183,7 @@ def test_corrupt_trials_pickle_is_a_one_line_error(tmp_path, capsys):
     settings = _settings(tmp_path, tmp_path)
     assert main(_report_args(settings, tmp_path / "results.pkl", tmp_path / "out")) == 2
     err = capsys.readouterr().err.strip()
-    assert "is not a readable trials pickle" in err and len(err.splitlines()) == 1
+    assert "is corrupt or unreadable" in err and len(err.splitlines()) == 1
 
 
 def test_safe_write_report_turns_any_failure_into_a_message(search, tmp_path):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from hks.local_workers import LocalWorkers
     from hks.study import Study
 
-POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.01, 0.5
+POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.5
 SWEEP_SECONDS = 1.0  # how often to requeue expired leases and count live workers (leases last longer)
 WAITING_NOTE_SECONDS = 30.0
 MASTER_STATE = "master"
@@ -67,13 +67,19 @@ class Master:
         self.noted_at = time.monotonic()
 
     def run(self) -> None:
-        from hks.worker import retrying
+        """Serve the search until its budget is spent, riding out store outages of up to
+        ``--store-patience`` seconds (said once when it starts, once when it ends); then mark the
+        experiment finished, so that every worker serving it exits."""
+        from hks.store.retry import OutageNotice, retrying
 
-        claim_experiment(self.study, self.me)
+        notice, patience = OutageNotice("master"), self.study.settings.store_patience
+        retrying(lambda: claim_experiment(self.study, self.me), "registering the master", patience, notice=notice)
         try:
             with self.workers or nullcontext():
-                while not retrying(self.step, "running the search"):
+                while not retrying(self.step, "running the search", patience, notice=notice):
                     time.sleep(self.poll_interval())
+            retrying(lambda: self.study.store.finish_experiment(self.study.exp_key), "marking the search finished",
+                     patience, notice=notice)
         finally:
             try:
                 self.study.store.remove_worker(self.me)

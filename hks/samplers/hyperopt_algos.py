@@ -21,10 +21,10 @@ from typing import Any
 from hyperopt import base, rand
 
 from hks.errors import ConfigError
-from hks.samplers.base import Sampler, finite_loss, pending, scored
+from hks.samplers.base import Sampler, finite_loss, pending
 from hks.seeding import trial_seed
 from hks.store import protocol as p
-from hks.store.hyperopt_docs import hyperopt_trial, job_doc, trials_from_docs
+from hks.store.hyperopt_docs import job_doc, trials_from_docs
 
 Suggest = Callable[..., list[dict[str, Any]]]
 
@@ -55,6 +55,7 @@ class HyperoptSampler(Sampler):
         self.name, self.seed, self.n_startup = name, seed, n_startup
         self.algorithm = algorithm or hyperopt_algorithm(name)
         self.domain = base.Domain(lambda _: None, space)
+        self.docs = DocCache()
 
     def suggest(self, history: list[p.Job], tids: list[int]) -> list[dict[str, Any]]:
         batch: list[p.Job] = []
@@ -65,17 +66,52 @@ class HyperoptSampler(Sampler):
 
     def _suggest_one(self, history: list[p.Job], tid: int) -> dict[str, Any]:
         seed = trial_seed(self.seed, tid)
-        if self.name == "rand" or len(scored(history)) < self.n_startup:
-            return job_doc(rand.suggest([tid], self.domain, trials_from_docs([]), seed)[0])
-        docs = self.algorithm([tid], self.domain, trials_from_docs(lied_docs(history)), seed)
-        return job_doc(docs[0])
+        if self.name == "rand":
+            return self._random(tid, seed)
+        docs, scored_count = self.docs.lied(history)
+        if scored_count < self.n_startup:
+            return self._random(tid, seed)
+        return job_doc(self.algorithm([tid], self.domain, trials_from_docs(docs), seed)[0])
+
+    def _random(self, tid: int, seed: int) -> dict[str, Any]:
+        return job_doc(rand.suggest([tid], self.domain, trials_from_docs([]), seed)[0])
 
 
-def lied_docs(history: list[p.Job]) -> list[dict[str, Any]]:
-    """hyperopt documents of the finished trials, plus pending ones finished with the worst loss seen."""
-    losses = [loss for job in history if (loss := finite_loss(job)) is not None]
-    docs = [hyperopt_trial(job) for job in history if job.state in p.FINAL_STATES]
-    if losses:
-        lie = {"status": base.STATUS_OK, "loss": max(losses), "lie": True}
-        docs += [hyperopt_trial(job, lie) for job in pending(history)]
-    return sorted(docs, key=lambda doc: doc["tid"])
+class DocCache:
+    """hyperopt documents of finished trials, made once per (trial, version): with thousands of trials
+    stored, converting every record at every suggestion would cost more than the suggestion."""
+
+    def __init__(self) -> None:
+        self._finished: dict[int, tuple[int, dict[str, Any], float | None]] = {}
+
+    def _finished_doc(self, job: p.Job) -> tuple[dict[str, Any], float | None]:
+        cached = self._finished.get(job.tid)
+        if cached is None or cached[0] != job.version:
+            cached = (job.version, sampler_doc(job), finite_loss(job))
+            self._finished[job.tid] = cached
+        return cached[1], cached[2]
+
+    def lied(self, history: list[p.Job]) -> tuple[list[dict[str, Any]], int]:
+        """Documents of the finished trials, plus pending ones finished with the worst loss seen; and
+        how many finished trials have a loss (what the start-up phase counts)."""
+        docs, losses = [], []
+        for job in history:
+            if job.state in p.FINAL_STATES:
+                doc, loss = self._finished_doc(job)
+                docs.append(doc)
+                if loss is not None:
+                    losses.append(loss)
+        if losses:
+            lie = {"status": base.STATUS_OK, "loss": max(losses), "lie": True}
+            docs += [sampler_doc(job, lie) for job in pending(history)]
+        return sorted(docs, key=lambda doc: doc["tid"]), len(losses)
+
+
+def sampler_doc(job: p.Job, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A finished trial's hyperopt document, with the fields its algorithms read (no timestamps to
+    convert); ``result`` makes a pending trial finished (the lie)."""
+    if result is None:
+        result = job.result if job.result else {"status": base.STATUS_FAIL, "loss": None}
+    return {"state": base.JOB_STATE_DONE, "tid": job.tid, "exp_key": None, "owner": None, "version": job.version,
+            "spec": job.doc.get("spec"), "misc": job.doc.get("misc", {}), "result": result,
+            "book_time": None, "refresh_time": None}

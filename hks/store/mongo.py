@@ -69,8 +69,12 @@ class MongoStore(p.JobStore):
         if new_jobs:
             self.jobs.insert_many([{"_id": _job_id(j.exp_key, j.tid), **to_jsonable(j.__dict__)} for j in new_jobs])
 
-    def versions(self, exp_key: str) -> dict[int, int]:
-        return {d["tid"]: d["version"] for d in self.jobs.find({"exp_key": exp_key}, {"tid": 1, "version": 1})}
+    def versions(self, exp_key: str, watch: p.Watch | None = None) -> dict[int, int]:
+        query: dict[str, Any] = {"exp_key": exp_key}
+        if watch is not None:
+            query["$or"] = [{"tid": {"$in": list(watch.tids)}}, {"state": {"$in": [p.NEW, p.RUNNING]}},
+                            {"tid": {"$gt": watch.after}}]
+        return {d["tid"]: d["version"] for d in self.jobs.find(query, {"tid": 1, "version": 1})}
 
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[p.Job]:
         query: dict[str, Any] = {"exp_key": exp_key}

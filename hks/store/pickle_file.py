@@ -151,9 +151,10 @@ class MemoryStore(p.JobStore):
                 self._jobs[job.tid] = copy.deepcopy(job)
             self._save()
 
-    def versions(self, exp_key: str) -> dict[int, int]:
+    def versions(self, exp_key: str, watch: p.Watch | None = None) -> dict[int, int]:
         with self._mutex:
-            return {tid: job.version for tid, job in self._jobs.items() if job.exp_key == exp_key}
+            return {tid: job.version for tid, job in self._jobs.items()
+                    if job.exp_key == exp_key and (watch is None or watch.wants(job))}
 
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[p.Job]:
         with self._mutex:

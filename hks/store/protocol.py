@@ -85,6 +85,19 @@ class Job:
         return {label: vals[0] for label, vals in misc_vals.items() if vals}
 
 
+@dataclass(frozen=True)
+class Watch:
+    """The jobs a reader still expects to change: those it knows as pending (``tids``), any job now
+    new or running, and any job after ``after`` (new suggestions). Finished jobs never change, so a
+    reader of thousands of them need not fetch their versions at every poll."""
+
+    tids: tuple[int, ...]
+    after: int
+
+    def wants(self, job: Job) -> bool:
+        return job.tid in self.tids or job.state in (NEW, RUNNING) or job.tid > self.after
+
+
 @dataclass
 class WorkerInfo:
     """A worker's presence record: the master counts live workers to size its queue."""
@@ -140,8 +153,9 @@ class JobStore(abc.ABC):
     def insert_jobs(self, jobs: list[Job]) -> None: ...
 
     @abc.abstractmethod
-    def versions(self, exp_key: str) -> dict[int, int]:
-        """``{tid: version}`` of every job: cheap, to decide what :meth:`load` must fetch."""
+    def versions(self, exp_key: str, watch: Watch | None = None) -> dict[int, int]:
+        """``{tid: version}`` of every job (or only of those ``watch`` names): cheap, to decide what
+        :meth:`load` must fetch."""
 
     @abc.abstractmethod
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[Job]:

@@ -198,10 +198,13 @@ class SqlStore(p.JobStore):
         with self.writer.begin() as conn:
             conn.execute(sa.insert(jobs), rows)
 
-    def versions(self, exp_key: str) -> dict[int, int]:
+    def versions(self, exp_key: str, watch: p.Watch | None = None) -> dict[int, int]:
+        query = sa.select(jobs.c.tid, jobs.c.version).where(jobs.c.exp_key == exp_key)
+        if watch is not None:
+            query = query.where(sa.or_(jobs.c.tid.in_(list(watch.tids)), jobs.c.state.in_([p.NEW, p.RUNNING]),
+                                       jobs.c.tid > watch.after))
         with self.engine.begin() as conn:
-            rows = conn.execute(sa.select(jobs.c.tid, jobs.c.version).where(jobs.c.exp_key == exp_key))
-            return {tid: version for tid, version in rows}
+            return {tid: version for tid, version in conn.execute(query)}
 
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[p.Job]:
         query = sa.select(jobs).where(jobs.c.exp_key == exp_key).order_by(jobs.c.tid)
