@@ -19,7 +19,7 @@ from store_fixtures import postgres_url, unique_exp_key
 from hks import results as res
 from hks.cli import main
 from hks.config import Settings
-from hks.objective import run_trial, splits_for
+from hks.objective import run_trial, save_result, splits_for
 from hks.plotting import GRAPHVIZ_MISSING, graphviz_available
 from hks.report import safe_write_report, write_report
 from hks.report.frame import make_axis, results_frame
@@ -113,6 +113,7 @@ def test_report_from_json_folder_lists_a_failed_trial_with_its_error_escaped(sea
     bad = {**demo_point(), "optimizer": "<b>NoSuchOptimizer</b>"}
     failed = run_trial(bad, settings, tid=99, verbose=False)
     assert failed["status"] == "fail"
+    save_result(failed, settings.results_dir)  # as whoever completes a trial does
     assert main(_report_args(settings, results_dir, tmp_path / "out")) == 0
     page = (tmp_path / "out" / "report.html").read_text()
     assert "5 trial(s): 4 succeeded, 1 failed" in page
@@ -161,7 +162,8 @@ def test_all_failed_search_gives_a_page_that_says_so(tmp_path, cifar100_dir):
     settings = _settings(tmp_path, cifar100_dir)
     splits = splits_for(settings)
     for tid, optimizer in enumerate(("NoSuchOptimizer", "AlsoMissing")):
-        run_trial({**demo_point(), "optimizer": optimizer}, settings, splits=splits, tid=tid, verbose=False)
+        save_result(run_trial({**demo_point(), "optimizer": optimizer}, settings, splits=splits, tid=tid,
+                              verbose=False), settings.results_dir)
     outcome = write_report(res.load_results(settings.results_dir), settings, source=settings.results_dir)
     page = outcome.page.read_text()
     assert outcome.trials == 2 and outcome.succeeded == 0
