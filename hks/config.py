@@ -72,6 +72,7 @@ class Settings:
     trials_file: str = option("results.pkl", "HKS_TRIALS_FILE", "hyperopt Trials pickle, for resuming")
     experiment_name: str = option("hks_cifar100", "EXPERIMENT_NAME", "name of this search (the store's exp key)")
     plots: bool = option(True, "HKS_PLOTS", "draw architecture pictures of the demo and the best model")
+    verbose: bool = option(False, "HKS_VERBOSE", "show TensorFlow's start-up log and retracing warnings")
     # --- distributed search: job store, master and workers (hks.store, hks.worker) --------
     store: str = option("", "HKS_STORE", "job store URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB "
                         "or mongodb://USER:PASSWORD@HOST/DB (empty: trials run in this process)")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hks import progress
 from hks import results as res
 from hks.config import Settings
 from hks.data import Splits, load_splits, make_dataset
@@ -65,6 +66,13 @@ def _cached_splits(dataset: str, data_dir: str, download: bool, val_fraction: fl
                        dataset_size=dataset_size, seed=seed)
 
 
+def check_setup(settings: Settings) -> None:
+    """What would make every trial fail alike (no dataset, no tensorboard package), checked before a search
+    writes anything; the splits stay cached for the trials of this process."""
+    require_tensorboard(settings)
+    splits_for(settings)
+
+
 def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
     import keras
 
@@ -77,10 +85,8 @@ def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verb
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             if verbose:
-                shown = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "fine_accuracy", "val_fine_accuracy",
-                                                                   "val_coarse_accuracy") if k in logs)
-                print(f"    epoch {epoch + 1}/{settings.epochs}  {shown}  "
-                      f"({time.perf_counter() - self.started:.1f}s)", flush=True)
+                print(progress.epoch_line(epoch, settings.epochs, logs, time.perf_counter() - self.started),
+                      flush=True)
             if on_epoch is not None:
                 on_epoch(epoch, logs)
 
@@ -98,16 +104,16 @@ def require_tensorboard(settings: Settings) -> None:
                           "pip install tensorboard, or turn the option off") from None
 
 
-def tensorboard_callback(settings: Settings, name: str):
-    """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``)."""
-    import keras
+def tensorboard_callback(settings: Settings, name: str, point: dict[str, Any] | None = None):
+    """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``), with the point as HParams."""
+    from hks.tensorboard_log import trial_callback
 
-    return keras.callbacks.TensorBoard(log_dir=str(Path(settings.results_dir) / "tensorboard" / name))
+    return trial_callback(Path(settings.results_dir) / "tensorboard" / name, name, point)
 
 
 def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
                 on_epoch: EpochHook | None = None, verbose: bool = True,
-                log_name: str | None = None) -> dict[str, list[float]]:
+                log_name: str | None = None, point: dict[str, Any] | None = None) -> dict[str, list[float]]:
     """Fit with early stopping on validation fine accuracy; returns the per-epoch history."""
     import keras
 
@@ -121,7 +127,7 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
         epoch_progress_callback(settings, on_epoch, verbose),
     ]
     if settings.tensorboard:
-        callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}"))
+        callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}", point))
     history = model.fit(train, validation_data=val, epochs=settings.epochs, verbose=0, callbacks=callbacks,
                         shuffle=False)  # tf.data shuffles already
     out = {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -176,9 +182,12 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     try:
         keras.utils.set_random_seed(seed)
         model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+        if verbose:
+            print(progress.trial_start_line(tid, settings.max_evals, point, params=model.count_params()), flush=True)
         batch_size = int(point.get("batch_size") or 128)
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
-                              log_name=f"trial_{tid}" if tid is not None else None)
+                              log_name=f"trial_{progress.trial_number(tid)}" if tid is not None else None,
+                              point=point)
         result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
                   "params": int(model.count_params())}
         result["model_name"] = res.make_model_name(result["fine_best_accuracy"])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hks import config
+from hks import config, progress
 from hks import results as res
 from hks.config import Settings
 from hks.errors import HksError, StoreError, WorkerError
@@ -110,7 +110,7 @@ def check_experiment(experiment: p.Experiment, space_name: str, objective_name: 
     if objective_name != experiment.objective:
         raise WorkerError(f"this worker runs objective {objective_name!r} but experiment {experiment.exp_key!r} "
                           f"uses {experiment.objective!r}: start the worker with --objective {experiment.objective}")
-    space = load_space(space_name)
+    space = load_space(space_name, experiment.settings.get("dataset"))
     mine = fingerprint(space)
     if mine != experiment.fingerprint:
         same_name = space_name == experiment.space
@@ -182,6 +182,7 @@ class Worker:
     def run(self, max_trials: int = 0) -> int:
         """Serve trials until idle for ``idle_timeout`` seconds (0: forever) or ``max_trials`` are run."""
         print(f"worker {self.worker_id}: serving experiment {self.exp_key!r} from {self.store.url}", flush=True)
+        progress.set_worker_label(self.worker_id)
         idle_since, poll, last_touch, last_sweep = time.monotonic(), IDLE_POLL_MIN, 0.0, -SWEEP_SECONDS
         try:
             while not max_trials or self.trials_run < max_trials:
