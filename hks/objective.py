@@ -18,7 +18,7 @@ from typing import Any
 from hks import progress
 from hks import results as res
 from hks.config import Settings
-from hks.data import Splits, load_splits, make_dataset
+from hks.data import Splits, archive_path, load_splits, make_dataset
 from hks.errors import ConfigError, DatasetError, HksError
 from hks.model import build_model
 from hks.seeding import TRAIN, trial_seed
@@ -66,11 +66,14 @@ def _cached_splits(dataset: str, data_dir: str, download: bool, val_fraction: fl
                        dataset_size=dataset_size, seed=seed)
 
 
-def check_setup(settings: Settings) -> None:
+def check_setup(settings: Settings, *, load: bool = True) -> None:
     """What would make every trial fail alike (no dataset, no tensorboard package), checked before a search
-    writes anything; the splits stay cached for the trials of this process."""
+    writes anything. ``load``: read the splits now (cached for this process's trials); else only find the archive."""
     require_tensorboard(settings)
-    splits_for(settings)
+    if load:
+        splits_for(settings)
+    else:
+        archive_path(settings.dataset, settings.data_dir, settings.download)
 
 
 def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):

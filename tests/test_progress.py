@@ -188,3 +188,20 @@ def test_sigterm_says_what_ctrl_c_says(tmp_path, cifar10_dir):
     assert process.returncode == 128 + signal.SIGTERM
     assert "terminated (SIGTERM): every finished trial is saved; run the same command again to resume" in err
     assert "Traceback" not in err
+
+
+def _square(point: dict) -> float:
+    return (point["x"] - 0.3) ** 2
+
+
+def test_a_user_objective_gets_start_lines_time_and_no_retrain_hint(tmp_path, capsys):
+    from hyperopt import hp
+
+    import hks
+
+    hks.optimize(_square, {"x": hp.uniform("x", 0, 1)}, max_evals=2, storage=":memory:",
+                 results_dir=str(tmp_path), algo="rand")
+    out = capsys.readouterr().out
+    assert "trial 1/2 started on local:" in out and "trial 2/2 started on local:" in out and ": x 0." in out
+    assert "trial 2/2: loss " in out and " elapsed, done" in out
+    assert "retrain-best" not in out  # only hks's own CNN objective has a model to retrain
