@@ -40,7 +40,11 @@ def without_noise(text: str) -> str:
 def filtered_stderr():
     """Capture file descriptor 2 (C++ writes there directly), then write back all but the noise."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a detached process): nothing to filter
+        yield
+        return
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
