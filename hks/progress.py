@@ -125,7 +125,7 @@ class SearchProgress:
         done = len(self.results)
         best = self.best
         best_text = f", best so far {score_text(best)}" if best else ""
-        if done and self.spent:
+        if self.spent:
             return budget_spent_line(done, self.budget)
         if not done:
             return f"starting search: {self.budget} trials"

@@ -93,7 +93,7 @@ class Study:
         check_settings(settings)
         settings, self.space, self.objective = _search_parts(settings, space, objective)
         self.url = store_url(settings)
-        if settings.objective == BUILTIN_OBJECTIVE and (not self.url or settings.workers > 0):
+        if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers > 0):
             check_setup(settings, load=not self.url)  # a missing dataset stops the search before anything is written
         if self.url and objective is not None and not _importable(settings.objective):
             raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
