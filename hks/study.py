@@ -93,8 +93,6 @@ class Study:
         check_settings(settings)
         settings, self.space, self.objective = _search_parts(settings, space, objective)
         self.url = store_url(settings)
-        if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers > 0):
-            check_setup(settings, load=not self.url)  # a missing dataset stops the search before anything is written
         if self.url and objective is not None and not _importable(settings.objective):
             raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
                               "define it at the top level of a module and pass objective='module:function'")
@@ -105,6 +103,8 @@ class Study:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)
             sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
+            if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers):
+                check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
             self.experiment = exp.register(self.store, self.settings, self.space, self.objective)
             self.oracle = Oracle(self.store, self.exp_key, sampler, pruner)
