@@ -108,11 +108,6 @@ class SearchProgress:
         self.stream = stream
         self._announced: set[tuple[int, str | None]] = set()
 
-    def resume(self, previous: Iterable[dict[str, Any]]) -> None:
-        """Count trials finished before this session (they do not set the pace of the time estimate)."""
-        self.results.extend(previous)
-        self.resumed_with = len(self.results)
-
     @property
     def best(self) -> dict[str, Any] | None:
         return best_result(self.results)
