@@ -65,7 +65,8 @@ def test_a_resumed_search_whose_budget_is_spent_says_so():
         "resuming search: 1/8 trials done, best so far 0.1000")
 
 
-def test_start_line_names_trial_worker_main_values_and_size():
+def test_start_line_names_trial_worker_main_values_and_size(monkeypatch):
+    monkeypatch.setattr(progress, "_worker_label", "local")  # what a process that is no worker says
     line = progress.trial_start_line(4, 30, classic_demo_point(), params=1234567)
     assert line == ("trial 5/30 started on local: Nadam, lr x1, batch 300, 3 conv blocks (inception), 4 residual, "
                     "BN, elu; 1,234,567 parameters")
