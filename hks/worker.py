@@ -350,6 +350,7 @@ class Worker:
         metrics: list[dict[str, Any]] = []
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            self.stopper.check()  # a stop the objective's own code swallowed still ends the trial here
             if heartbeat.lost:
                 raise TrialAbandoned(f"no longer this worker's trial, at epoch {epoch + 1}")
             metrics.append({"epoch": epoch + 1, "time": time.time(), **logs})

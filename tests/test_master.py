@@ -84,7 +84,7 @@ def test_a_restarted_master_whose_budget_is_spent_starts_no_workers(tmp_path, ur
     with Study(settings) as study:
         study.optimize()
     out = capsys.readouterr().out
-    assert "nothing to do: 1 trials already done" in out and "started" not in out
+    assert "nothing to run: 1 trials are done" in out and "started" not in out
     assert not (Path(settings.results_dir) / "workers").exists()
 
 

@@ -6,24 +6,52 @@ saved) before it trains, so a process that dies mid-trial leaves a record the ne
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
+import signal
 from typing import TYPE_CHECKING
-
-from hks.store import protocol as p
 
 if TYPE_CHECKING:
     from hks.study import Study
 
 
 def run_in_process(study: Study) -> None:
-    """Suggest, train and record trials until the budget is spent."""
+    """Suggest, train and record trials until the budget is spent.
+
+    SIGTERM / Ctrl-C stop it as they stop a worker (:mod:`hks.stopping`): at once inside the trial's
+    own code, else at the next safe point (an epoch boundary, between trials); the running trial is
+    released, not counted as an attempt."""
+    from hks.stopping import Stopper
     from hks.worker import Worker
 
     settings = study.settings
-    worker = Worker(study.store, study.experiment, settings, study.space, study.objective,
-                    worker_id=f"local:{os.getpid()}", oracle=study.oracle, quiet=True)
+    stopper = Stopper(deadline=0)
+    with _installed(stopper):
+        worker = Worker(study.store, study.experiment, settings, study.space, study.objective,
+                        worker_id=f"local:{os.getpid()}", oracle=study.oracle, quiet=True, stopper=stopper)
+        _serve(study, worker)
+
+
+@contextlib.contextmanager
+def _installed(stopper):
+    """The stopper's SIGTERM / SIGINT handlers while the search runs (main thread only)."""
+    try:
+        previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+        stopper.install()
+    except ValueError:  # not the main thread: signals stay with whoever owns them
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _serve(study: Study, worker) -> None:
+    settings = study.settings
     while True:
+        worker.stopper.check()
         study.store.requeue_expired(study.exp_key, settings.max_attempts)
         study.sync()
         if study.finished_count() >= settings.max_evals:
@@ -34,6 +62,3 @@ def run_in_process(study: Study) -> None:
             continue
         study.trial_started(job)
         worker.run_job(job)
-        time.sleep(0)  # let the heartbeat thread's last word land before the next reservation
-        if job.state == p.RUNNING:
-            study.sync()
