@@ -20,6 +20,7 @@ N_TREES = 100
 N_REPEATS = 10
 MIN_TRIALS = 4
 MIN_TRIALS_FOR_OOB = 10
+MAX_TRIALS = 2000  # a random sample beyond this: the forest's cost grows with the trials, the ranking barely
 
 METHOD = (f"Permutation importance of a random-forest surrogate: a scikit-learn RandomForestRegressor "
           f"({N_TREES} trees) predicts validation fine accuracy from the hyperparameters of the successful "
@@ -49,6 +50,9 @@ def compute_importance(frame: pd.DataFrame, columns: list[str], seed: int = 0) -
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
 
+    sampled = len(ok) > MAX_TRIALS
+    if sampled:
+        ok = ok.sample(MAX_TRIALS, random_state=seed).reset_index(drop=True)
     x, y = feature_matrix(ok, columns), ok[ACCURACY].to_numpy(dtype=float)
     if np.ptp(y) == 0:
         return Importance(METHOD, (), "Not computed: every successful trial reached the same accuracy, so no "
@@ -61,7 +65,10 @@ def compute_importance(frame: pd.DataFrame, columns: list[str], seed: int = 0) -
         result = permutation_importance(forest, x, y, n_repeats=N_REPEATS, random_state=seed, n_jobs=1)
     scores = sorted(((param_name(c), float(m), float(s)) for c, m, s in
                      zip(columns, result.importances_mean, result.importances_std)), key=lambda t: -t[1])
-    return Importance(METHOD, tuple(scores), _fit_note(forest, x, y, use_oob))
+    note = _fit_note(forest, x, y, use_oob)
+    if sampled:
+        note += f" Fitted on a random sample of {MAX_TRIALS} of the successful trials, to keep the report fast."
+    return Importance(METHOD, tuple(scores), note)
 
 
 def _fit_note(forest, x: np.ndarray, y: np.ndarray, use_oob: bool) -> str:

@@ -1,7 +1,10 @@
-"""Where a report's trial results come from: ``results.pkl``, a folder of JSON results, or a store URL.
+"""Where a report's trial records come from: ``results.pkl``, a folder of JSON results, or a store URL.
 
 The default follows what a search leaves behind: the trials file when it exists, else the JSON
-results folder. Every reader returns result dicts (see :mod:`hks.results`) in trial order.
+results folder. :func:`load_source` returns the finished results (see :mod:`hks.results`) in trial
+order; :func:`load_snapshot` adds what the page needs while a search runs (queued and running
+trials, budget, start time, whether it is over). Only a job store knows about running trials, through
+:func:`store_snapshot`, the one adapter from :class:`hks.store.protocol.JobStore` to the report.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from hks import results as res
 from hks.config import Settings
 from hks.errors import HksError
+from hks.report.snapshot import QUEUED, RUNNING, PendingTrial, Snapshot
 
 
 class ReportSourceError(HksError):
@@ -44,8 +48,38 @@ def load_source(source: str | os.PathLike | None, settings: Settings) -> list[di
                             f"*{res.RESULT_SUFFIX} results or a store URL (e.g. sqlite:///hks.db)")
 
 
+def load_snapshot(source: str | os.PathLike | None, settings: Settings, *, watching: bool = False) -> Snapshot:
+    """The search in ``source`` as it stands. Without a budget to compare with (a JSON folder), a search
+    is taken as running while ``watching`` (``report --watch``) and as over otherwise."""
+    source = str(source) if source is not None else default_source(settings)
+    if is_store_url(source):
+        with _open_store(source) as store:
+            return store_snapshot(store, settings.experiment_name)
+    path = Path(source)
+    if path.is_file():
+        results, experiment = _read_trials_pickle(path)
+        budget = (experiment.get("settings") or {}).get("max_evals")
+        return _snapshot(results, budget, settings.experiment_name, experiment.get("dataset") or settings.dataset)
+    results = load_source(source, settings)
+    snapshot = _snapshot(results, None, settings.experiment_name, settings.dataset)
+    snapshot.finished = not watching
+    return snapshot
+
+
+def _snapshot(results: list[dict[str, Any]], budget: Any, experiment: str, dataset: str) -> Snapshot:
+    starts = [r["started_at"] for r in results if isinstance(r.get("started_at"), (int, float))]
+    budget = int(budget) if isinstance(budget, (int, float)) else None
+    dataset = next((r["dataset"] for r in results if r.get("dataset")), dataset)
+    return Snapshot(results, budget=budget, started_at=min(starts) if starts else None,
+                    finished=budget is None or len(results) >= budget, experiment=experiment, dataset=dataset)
+
+
 def load_trials_pickle(path: Path) -> list[dict[str, Any]]:
     """Results of the hyperopt ``Trials`` pickled in ``path`` (what the local search saves)."""
+    return _read_trials_pickle(path)[0]
+
+
+def _read_trials_pickle(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     try:
         with path.open("rb") as handle:
             trials = pickle.load(handle)
@@ -58,7 +92,8 @@ def load_trials_pickle(path: Path) -> list[dict[str, Any]]:
     from hks.search import EXPERIMENT_KEY
 
     experiment = getattr(trials, "attachments", {}).get(EXPERIMENT_KEY) or {}
-    return with_base_lr(res.results_from_trials(trials), (experiment.get("settings") or {}).get("base_lr"))
+    base_lr = (experiment.get("settings") or {}).get("base_lr")
+    return with_base_lr(res.results_from_trials(trials), base_lr), experiment
 
 
 def with_base_lr(results: list[dict[str, Any]], base_lr: Any) -> list[dict[str, Any]]:
@@ -84,28 +119,50 @@ def in_trial_order(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(results, key=key)
 
 
-def load_store(url: str, settings: Settings) -> list[dict[str, Any]]:
-    """Finished trials of experiment ``--experiment-name`` in a distributed job store, by trial id."""
+def _open_store(url: str) -> Any:
     try:
         from hks.store import open_store
     except ImportError as exc:
         raise ReportSourceError(f"cannot read {url}: the distributed store support (hks.store) is not "
                                 f"available ({exc}); report from results.pkl or the results folder") from None
-    with open_store(url) as store:
-        return store_results(store, settings.experiment_name)
+    return open_store(url)
 
 
-def store_results(store: Any, experiment: str) -> list[dict[str, Any]]:
-    """The results of an open store's finished jobs, completed like the master completes them."""
+def load_store(url: str, settings: Settings) -> list[dict[str, Any]]:
+    """Finished trials of experiment ``--experiment-name`` in a distributed job store, by trial id."""
+    with _open_store(url) as store:
+        return store_snapshot(store, settings.experiment_name).results
+
+
+def store_snapshot(store: Any, experiment: str) -> Snapshot:
+    """An experiment in a :class:`~hks.store.protocol.JobStore`: finished jobs as results (completed like
+    the master completes them), ``new`` jobs as queued and ``running`` ones with their owner and metrics."""
     from hks.distributed import finished_result
     from hks.space import load_space
-    from hks.store.protocol import FINAL_STATES
+    from hks.store.protocol import FINAL_STATES, NEW
 
     record = store.get_experiment(experiment)
     if record is None:
         raise ReportSourceError(f"the store {store.url} has no experiment {experiment!r}: pass the search's "
                                 "--experiment-name (EXPERIMENT_NAME)")
-    jobs = sorted((j for j in store.load(experiment) if j.state in FINAL_STATES), key=lambda j: j.tid)
-    needs_space = any((j.result or {}).get("space") is None for j in jobs)
+    jobs = store.load(experiment)
+    finished = [j for j in jobs if j.state in FINAL_STATES]
+    needs_space = any(j.state not in FINAL_STATES or (j.result or {}).get("space") is None for j in jobs)
     space = load_space(record.space) if needs_space else None
-    return with_base_lr([finished_result(job, space) for job in jobs], record.settings.get("base_lr"))
+    results = with_base_lr([finished_result(job, space) for job in finished], record.settings.get("base_lr"))
+    pending = [PendingTrial(j.tid, QUEUED if j.state == NEW else RUNNING, _point(space, j), j.owner,
+                            j.book_time, list(j.metrics or [])) for j in jobs if j.state not in FINAL_STATES]
+    budget = record.settings.get("max_evals")
+    budget = int(budget) if isinstance(budget, (int, float)) else None
+    return Snapshot(results, pending, budget, record.created_at,
+                    finished=not pending and (budget is None or len(results) >= budget), experiment=experiment,
+                    dataset=record.settings.get("dataset") or "")
+
+
+def _point(space: Any, job: Any) -> dict[str, Any]:
+    from hyperopt import space_eval
+
+    try:
+        return dict(space_eval(space, job.vals()))
+    except Exception:  # noqa: BLE001 - a point that cannot be rebuilt is shown without its settings
+        return {}
