@@ -409,3 +409,30 @@ def test_live_page_shows_a_running_trial_then_stops_reloading(search, tmp_path, 
             watch.wait()
         store.delete_experiment(search.experiment_name)
         store.close()
+
+
+def test_pruned_trials_and_parallel_ranges_in_chromium(tmp_path, browser):
+    results = [_hand_made(t, accuracy=0.1 + 0.05 * t) for t in range(6)]
+    results.append(_hand_made(6, "pruned", accuracy=0.2, epochs=2, pruned_at_epoch=2))
+    results.append(_hand_made(7, "fail"))
+    page = write_report(results, _settings(tmp_path, tmp_path, dataset="cifar100"), out_dir=tmp_path / "out").page
+    browser.navigate(page.as_uri())
+    browser.wait_for(READY)
+    pruned = browser.evaluate("document.getElementById('history-chart').data.filter(t => t.name === 'pruned')"
+                              ".map(t => [t.x, t.marker.symbol])")
+    assert pruned == [[[7], "triangle-down"]]
+    assert browser.evaluate("document.getElementById('curves-chart').data.find(t => t.name === 'pruned here').x") == [2]
+    browser.evaluate("document.querySelector('#trial-table tr[data-n=\"7\"]').click()")
+    browser.wait_for("window.hksReport.selected === 7")
+    assert browser.evaluate("document.getElementById('selected-title').textContent") == "Trial 7 (pruned)"
+    marker = browser.evaluate("document.getElementById('selected-acc').data.find(t => t.name === 'pruned')")
+    assert marker["x"] == [2] and marker["text"] == ["pruned at epoch 2"]
+    # a range on the accuracy axis (the last one), as a drag along it would set: the table keeps those trials
+    browser.evaluate("(() => { const gd = document.getElementById('parallel-chart');"
+                     " return Plotly.restyle(gd, {['dimensions[' + (gd.data[0].dimensions.length - 1) +"
+                     " '].constraintrange']: [[0.24, 0.36]]}).then(() => true); })()")
+    browser.wait_for("!document.getElementById('trial-clear').hidden")
+    assert sorted(browser.evaluate(FIRST_COLUMN)) == [4, 5, 6]  # accuracies 0.25, 0.3, 0.35
+    browser.evaluate("document.getElementById('trial-clear').click()")
+    assert len(browser.evaluate(FIRST_COLUMN)) == 8
+    assert browser.errors() == []

@@ -65,6 +65,30 @@
   var OK = indices(function (i) { return T.status[i] === 'ok'; });
   var PRUNED = indices(function (i) { return T.status[i] === 'pruned'; });
   var FAILED = indices(function (i) { return T.status[i] === 'fail'; });
+  var MAX_SHOWN = 2000;  // slices, pairs and parallel coordinates draw a random sample beyond this
+  var LAZY_FROM = 1000;  // from this many trials, charts below the first screen are drawn when scrolled to
+  function sample(idx, size) {
+    if (idx.length <= size) return idx;
+    var seed = 12345, picked = idx.slice();
+    for (var k = picked.length - 1; k > 0; k--) {  // seeded Fisher-Yates: the same sample on every reload
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      var j = seed % (k + 1), tmp = picked[k];
+      picked[k] = picked[j];
+      picked[j] = tmp;
+    }
+    return picked.slice(0, size).sort(function (a, b) { return a - b; });
+  }
+  var OK_SHOWN = sample(OK, MAX_SHOWN), PRUNED_SHOWN = sample(PRUNED, MAX_SHOWN / 4);
+  function sampleNote(id) {
+    var el = document.getElementById(id);
+    if (!el || OK_SHOWN.length === OK.length || el.previousElementSibling && el.previousElementSibling.className === 'sample-note') return;
+    var note = document.createElement('p');
+    note.className = 'sample-note';
+    note.textContent = 'A random sample of ' + OK_SHOWN.length + ' of the ' + OK.length + ' successful trials' +
+      (PRUNED.length ? ' (and ' + PRUNED_SHOWN.length + ' of the ' + PRUNED.length + ' pruned ones)' : '') +
+      ', so that the page stays responsive; the trials table holds them all.';
+    el.parentNode.insertBefore(note, el);
+  }
   function accColour(idx) {
     return {color: idx.map(function (i) { return T.acc[i]; }), colorscale: 'Viridis', size: GL ? 6 : 8,
             colorbar: {title: {text: 'val fine acc', side: 'right'}, thickness: 12}, showscale: true};
@@ -347,13 +371,14 @@
     if (!el || !HP.length || !OK.length) return;
     var dims = HP.map(function (h) {
       var ax = hpAxis(h);
-      return {label: h.name, values: OK.map(function (i) { return hpPos(h, i); }), tickvals: h.ticks, ticktext: h.labels, range: ax.range};
+      return {label: h.name, values: OK_SHOWN.map(function (i) { return hpPos(h, i); }), tickvals: h.ticks, ticktext: h.labels, range: ax.range};
     });
-    dims.push({label: 'val fine acc', values: OK.map(function (i) { return T.acc[i]; })});
+    dims.push({label: 'val fine acc', values: OK_SHOWN.map(function (i) { return T.acc[i]; })});
+    sampleNote('parallel-chart');
     el.style.minWidth = Math.max(dims.length * 95, 300) + 'px';
     var trace = {type: 'parcoords', dimensions: dims, labelangle: dims.length > 8 ? -20 : 0, labelside: 'top',
                  labelfont: {size: 12}, tickfont: {size: 11}, rangefont: {size: 10},
-                 line: {color: OK.map(function (i) { return T.acc[i]; }), colorscale: 'Viridis', showscale: true,
+                 line: {color: OK_SHOWN.map(function (i) { return T.acc[i]; }), colorscale: 'Viridis', showscale: true,
                         colorbar: {title: {text: 'val fine acc'}, thickness: 12}}};
     draw('parallel-chart', [trace], {margin: {l: 70, r: 90, t: dims.length > 8 ? 110 : 70, b: 30}, font: {size: 12}});
     if (!el._hksRestyle) {
@@ -366,11 +391,11 @@
     var ranges = Array.isArray(range[0]) ? range : [range];
     return ranges.some(function (r) { return v >= r[0] && v <= r[1]; });
   }
-  function inRanges(dims) {
+  function inRanges(dims) {  // every successful trial in the ranges, drawn or not
     if (!dims.some(function (d) { return d.constraintrange; })) return null;
     var set = {};
-    OK.forEach(function (i, row) {
-      if (dims.every(function (d) { return within(d.values[row], d.constraintrange); })) set[T.n[i]] = true;
+    OK.forEach(function (i) {
+      if (dims.every(function (d, k) { return within(k < HP.length ? hpPos(HP[k], i) : T.acc[i], d.constraintrange); })) set[T.n[i]] = true;
     });
     return set;
   }
@@ -382,8 +407,9 @@
     var cols = Math.max(1, Math.min(HP.length, Math.floor(el.clientWidth / 330) || 1)), rows = Math.ceil(HP.length / cols);
     var traces = [], lay = layout({grid: {rows: rows, columns: cols, pattern: 'independent', xgap: 0.12, ygap: 0.45},
                                    showlegend: false, height: rows * 290 + 40, margin: {l: 55, r: 15, t: 20, b: 40}});
-    var accs = OK.map(function (i) { return T.acc[i]; });
+    var accs = OK_SHOWN.map(function (i) { return T.acc[i]; });
     var cmin = Math.min.apply(null, accs), cmax = Math.max.apply(null, accs);
+    sampleNote('slices-grid');
     HP.forEach(function (h, k) {
       var suffix = k ? String(k + 1) : '';
       var points = function (idx, marker) {
@@ -392,8 +418,8 @@
                 y: idx.map(function (i) { return T.reached[i]; }), text: idx.map(hover),
                 customdata: idx.map(function (i) { return T.n[i]; }), marker: marker};
       };
-      traces.push(points(OK, {size: GL ? 5 : 7, color: accs, colorscale: 'Viridis', cmin: cmin, cmax: cmax}));
-      if (PRUNED.length) traces.push(points(PRUNED, {size: GL ? 5 : 7, symbol: 'triangle-down', color: '#e67e00'}));
+      traces.push(points(OK_SHOWN, {size: GL ? 5 : 7, color: accs, colorscale: 'Viridis', cmin: cmin, cmax: cmax}));
+      if (PRUNED.length) traces.push(points(PRUNED_SHOWN, {size: GL ? 5 : 7, symbol: 'triangle-down', color: '#e67e00'}));
       var x = hpAxis(h);
       x.title.standoff = 4;
       lay['xaxis' + suffix] = x;
@@ -420,9 +446,11 @@
       });
     }
     var hx = HP[Number(xs.value)], hy = HP[Number(ys.value)];
-    var trace = {type: SCATTER, mode: 'markers', hoverinfo: 'text', text: OK.map(hover), customdata: OK.map(function (i) { return T.n[i]; }),
-      x: OK.map(function (i) { return hpPos(hx, i) + jitter(hx, i); }), y: OK.map(function (i) { return hpPos(hy, i) + jitter(hy, i * 7 + 3); }),
-      marker: accColour(OK)};
+    var shown = OK_SHOWN;
+    sampleNote('pair-chart');
+    var trace = {type: SCATTER, mode: 'markers', hoverinfo: 'text', text: shown.map(hover), customdata: shown.map(function (i) { return T.n[i]; }),
+      x: shown.map(function (i) { return hpPos(hx, i) + jitter(hx, i); }), y: shown.map(function (i) { return hpPos(hy, i) + jitter(hy, i * 7 + 3); }),
+      marker: accColour(shown)};
     onPointClick(draw('pair-chart', [trace], layout({xaxis: hpAxis(hx), yaxis: hpAxis(hy)})));
   }
   function importanceChart() {
@@ -474,17 +502,39 @@
       table.filter = saved.filter || '';
       table.status = saved.status || '';
     }
+    var t0 = performance.now();
     if (document.getElementById('trial-table')) {
       buildRows();
       wireTable();
       renderTable();
     }
+    report.tableMs = Math.round(performance.now() - t0);
     var first = saved && byNumber[saved.selected] ? saved.selected : (M.best_n || (N ? T.n[0] : (P.length ? P[0].n : null)));
     var steps = [historyChart, curvesChart, function () { if (first !== null && first !== undefined) select(first, false); },
                  parallelChart, slicesChart, pairChart, importanceChart];
-    steps.forEach(function (step) {
-      try { step(); } catch (e) { console.error('hks report: ' + step.name + ': ' + e); }
-    });
+    report.timings = {};
+    var run = function (step) {
+      var t0 = performance.now();
+      try { step(); } catch (e) { console.error('hks report: ' + (step.name || 'select') + ': ' + e); }
+      report.timings[step.name || 'select'] = Math.round(performance.now() - t0);
+    };
+    var lazy = {'parallel-chart': parallelChart, 'slices-grid': slicesChart, 'pair-chart': pairChart,
+                'importance-chart': importanceChart};
+    steps.slice(0, 3).forEach(run);
+    report.lazy = N > LAZY_FROM && 'IntersectionObserver' in window ? Object.keys(lazy).filter(function (id) { return document.getElementById(id); }) : [];
+    if (report.lazy.length) {  // many trials: draw the charts further down when they come near the screen
+      var seen = new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (!entry.isIntersecting) return;
+          seen.unobserve(entry.target);
+          run(lazy[entry.target.id]);
+          report.lazy = report.lazy.filter(function (id) { return id !== entry.target.id; });
+        });
+      }, {rootMargin: '300px'});
+      report.lazy.forEach(function (id) { seen.observe(document.getElementById(id)); });
+    } else {
+      steps.slice(3).forEach(run);
+    }
     if (saved && saved.scroll) window.scrollTo(0, saved.scroll);
     var resized = null;
     window.addEventListener('resize', function () { clearTimeout(resized); resized = setTimeout(slicesChart, 300); });
