@@ -436,3 +436,16 @@ def test_pruned_trials_and_parallel_ranges_in_chromium(tmp_path, browser):
     browser.evaluate("document.getElementById('trial-clear').click()")
     assert len(browser.evaluate(FIRST_COLUMN)) == 8
     assert browser.errors() == []
+
+
+def test_many_trials_draw_lower_charts_when_scrolled_to(tmp_path, browser):
+    results = [_hand_made(t, accuracy=0.05 + (t * 37 % 100) / 250) for t in range(400)]
+    page = write_report(results, _settings(tmp_path, tmp_path, dataset="cifar100"), out_dir=tmp_path / "out").page
+    browser.navigate(page.as_uri())
+    browser.wait_for(READY)
+    assert "slices-grid" in browser.evaluate("window.hksReport.lazy")
+    assert "slices-grid" not in browser.evaluate("window.hksReport.drawn")
+    assert browser.evaluate("document.querySelectorAll('#trial-table tbody tr').length") == 50  # one page of rows
+    browser.evaluate("document.getElementById('slices-grid').scrollIntoView()")
+    browser.wait_for("window.hksReport.drawn.includes('slices-grid')")
+    assert browser.errors() == []

@@ -66,7 +66,7 @@
   var PRUNED = indices(function (i) { return T.status[i] === 'pruned'; });
   var FAILED = indices(function (i) { return T.status[i] === 'fail'; });
   var MAX_SHOWN = 2000;  // slices, pairs and parallel coordinates draw a random sample beyond this
-  var LAZY_FROM = 1000;  // from this many trials, charts below the first screen are drawn when scrolled to
+  var LAZY_FROM = 300;  // from this many trials, charts below the first screen are drawn when scrolled to
   function sample(idx, size) {
     if (idx.length <= size) return idx;
     var seed = 12345, picked = idx.slice();
@@ -532,6 +532,11 @@
         });
       }, {rootMargin: '300px'});
       report.lazy.forEach(function (id) { seen.observe(document.getElementById(id)); });
+      report.drawAll = function () {  // before printing, or to time every chart
+        report.lazy.forEach(function (id) { seen.unobserve(document.getElementById(id)); run(lazy[id]); });
+        report.lazy = [];
+      };
+      window.addEventListener('beforeprint', report.drawAll);
     } else {
       steps.slice(3).forEach(run);
     }
