@@ -365,6 +365,9 @@ def test_page_hover_sorting_and_screenshots_in_chromium(search, tmp_path, browse
     assert browser.evaluate("document.getElementById('selected-title').textContent") == "Trial 1 (ok)"
     assert "lr_rate_mult" in browser.evaluate("document.getElementById('selected-settings').textContent")
     assert browser.evaluate("document.getElementById('selected-acc')._fullLayout.xaxis.tickformat") == "d"
+    assert browser.evaluate("document.getElementById('history-chart')._fullLayout.xaxis._vals.map(v => v.x)") == [
+        1, 2, 3, 4]  # whole trial numbers on the axis
+    browser.evaluate("window.scrollTo(0, 0)")
     for width in (1400, 390):
         browser.resize(width, 1000)
         browser.evaluate("new Promise(r => setTimeout(r, 500))")

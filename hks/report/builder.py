@@ -29,6 +29,7 @@ from hks.report.snapshot import STATUS_PRUNED, Snapshot, as_snapshot
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "report"
 DEFAULT_REFRESH_SECONDS = 30.0
+MAX_FAILED_ROWS = 100  # more failed trials are in the trials table (status 'fail')
 CHANCE_MARGIN = 1.5  # a best accuracy below 1.5x chance is "at or near chance level"
 
 
@@ -285,15 +286,17 @@ def _chart_sections(ok_count: int, columns: list[str]) -> list[Section]:
 def _failed_section(failed: pd.DataFrame, results: Sequence[dict[str, Any]], results_dir: Path,
                     out: Path) -> Section:
     rows = []
-    for _, r in failed.iterrows():
+    for _, r in failed.head(MAX_FAILED_ROWS).iterrows():
         result = results[int(r["index"])]
         link = pl.json_link(result, results_dir, out)
         settings = "; ".join(f"{k}={format_value(v)}" for k, v in sorted(flatten_point(result.get("space") or {})
                                                                             .items()))
         rows.append([trial_number(r["tid"]), r["error_type"], r["error"], settings, r["train_seconds"],
                      Link(link, Path(link).name) if link else "not in the results folder"])
+    more = (f" The first {MAX_FAILED_ROWS} are listed; pick the status 'fail' in the trials table for all of them."
+            if len(failed) > MAX_FAILED_ROWS else "")
     return Section("failed", f"Failed trials ({len(failed)})",
-                   ["Each failed trial's settings and error; the full traceback is in its JSON result."],
+                   ["Each failed trial's settings and error; the full traceback is in its JSON result." + more],
                    tables=[Table(("trial", "error type", "error", "settings", "seconds", "JSON result"), rows,
                                  wrap=("error", "settings"))])
 

@@ -79,13 +79,13 @@
     return picked.slice(0, size).sort(function (a, b) { return a - b; });
   }
   var OK_SHOWN = sample(OK, MAX_SHOWN), PRUNED_SHOWN = sample(PRUNED, MAX_SHOWN / 4);
-  function sampleNote(id) {
+  function sampleNote(id, withPruned) {
     var el = document.getElementById(id);
     if (!el || OK_SHOWN.length === OK.length || el.previousElementSibling && el.previousElementSibling.className === 'sample-note') return;
     var note = document.createElement('p');
     note.className = 'sample-note';
     note.textContent = 'A random sample of ' + OK_SHOWN.length + ' of the ' + OK.length + ' successful trials' +
-      (PRUNED.length ? ' (and ' + PRUNED_SHOWN.length + ' of the ' + PRUNED.length + ' pruned ones)' : '') +
+      (withPruned && PRUNED.length ? ' (and ' + PRUNED_SHOWN.length + ' of the ' + PRUNED.length + ' pruned ones)' : '') +
       ', so that the page stays responsive; the trials table holds them all.';
     el.parentNode.insertBefore(note, el);
   }
@@ -137,7 +137,9 @@
       marker: {symbol: 'x', color: '#888', size: 8}});
     if (M.chance && N) traces.push({type: 'scatter', mode: 'lines', name: 'chance level', hoverinfo: 'skip',
       x: [T.n[0], T.n[N - 1]], y: [M.chance, M.chance], line: {dash: 'dot', color: '#999', width: 1}});
-    onPointClick(draw('history-chart', traces, layout({xaxis: {title: {text: 'trial'}, automargin: true},
+    var last = N ? T.n[N - 1] : 1;  // whole trial numbers only
+    onPointClick(draw('history-chart', traces, layout({xaxis: {title: {text: 'trial'}, automargin: true, tickformat: 'd',
+                                                                dtick: last <= 20 ? 1 : null},
       yaxis: {title: {text: ACC}, automargin: true}})));
   }
 
@@ -409,7 +411,7 @@
                                    showlegend: false, height: rows * 290 + 40, margin: {l: 55, r: 15, t: 20, b: 40}});
     var accs = OK_SHOWN.map(function (i) { return T.acc[i]; });
     var cmin = Math.min.apply(null, accs), cmax = Math.max.apply(null, accs);
-    sampleNote('slices-grid');
+    sampleNote('slices-grid', true);
     HP.forEach(function (h, k) {
       var suffix = k ? String(k + 1) : '';
       var points = function (idx, marker) {
