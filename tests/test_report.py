@@ -79,6 +79,14 @@ def _data(page: str) -> dict:
     return json.loads(DATA.search(page).group(1))
 
 
+def _curves(text: str | None) -> dict[str, list]:
+    """A trial's curves as the page decodes them."""
+    keys = ("fine_loss", "val_fine_loss", "fine_accuracy", "val_fine_accuracy", "coarse_accuracy",
+            "val_coarse_accuracy")
+    parts = (text or "").split(";")
+    return {k: [float(v) if v else None for v in part.split(",")] for k, part in zip(keys, parts) if part}
+
+
 def _check_png(data: bytes, min_colours: int = 2) -> None:
     from PIL import Image
 
@@ -116,8 +124,10 @@ def test_report_from_results_pkl_embeds_every_trial_and_the_architecture(search,
     results = load_trials_pickle(Path(settings.trials_file))
     assert data["trials"]["n"] == [r["tid"] + 1 for r in results]  # numbered from 1, as the progress lines
     assert {h["name"] for h in data["trials"]["hp"]} >= {"lr_rate_mult", "optimizer"}
-    for curves, result in zip(data["trials"]["curves"], results):  # whole epochs: one value per epoch
+    for text, result in zip(data["trials"]["curves"], results):  # whole epochs: one value per epoch
+        curves = _curves(text)
         assert len(curves["val_fine_accuracy"]) == result["epochs_run"]
+        assert curves["val_fine_accuracy"] == pytest.approx(result["history"]["val_fine_accuracy"], abs=1e-4)
         assert set(curves) >= {"fine_loss", "val_fine_loss", "fine_accuracy", "val_fine_accuracy"}
     assert data["meta"]["finished"] and data["meta"]["budget"] == 4 and data["meta"]["chance"] == 0.1
     assert f"<title>{settings.experiment_name} \u2014 cifar10: hks search report</title>" in page
@@ -192,7 +202,7 @@ def test_report_from_a_job_store_url_shows_running_and_queued_trials(search, tmp
         assert not data["meta"]["finished"]
         pending = {p["n"]: p for p in data["pending"]}
         assert pending[2]["state"] == "running" and pending[2]["epoch"] == 2
-        assert pending[2]["curves"]["val_fine_accuracy"] == [0.11, 0.17]
+        assert _curves(pending[2]["curves"])["val_fine_accuracy"] == [0.11, 0.17]
         assert pending[2]["point"]["optimizer"] == "RMSprop"
         store.complete(running, results[1])  # finish the search through the store protocol, as workers do
         for result in results[2:]:
@@ -219,7 +229,7 @@ def test_pruned_trials_are_drawn_apart_and_never_crowned(tmp_path):
     trials = _data(page)["trials"]
     assert trials["status"] == ["ok", "ok", "pruned", "fail"]
     assert trials["pruned_at"][2] == 2 and trials["reached"][2] == 0.6 and trials["acc"][2] is None
-    assert len(trials["curves"][2]["val_fine_accuracy"]) == 2  # its curve stops where it was pruned
+    assert len(_curves(trials["curves"][2])["val_fine_accuracy"]) == 2  # its curve stops where it was pruned
 
 
 def test_a_best_trial_at_chance_level_is_flagged(tmp_path):

@@ -144,10 +144,24 @@
   }
 
   // --- learning curves ----------------------------------------------------------------------------
+  function decodeCurves(text) {  // "v,v;v,v;..." in M.curve_keys order (see payload.py)
+    if (!text) return null;
+    var out = {};
+    text.split(';').forEach(function (part, k) {
+      if (part) out[M.curve_keys[k]] = part.split(',').map(function (v) { return v === '' ? null : Number(v); });
+    });
+    return out;
+  }
+  var curveCache = {};
+  function trialCurves(i) {
+    if (!(i in curveCache)) curveCache[i] = decodeCurves(T.curves[i]);
+    return curveCache[i];
+  }
+  P.forEach(function (p) { p.curves = decodeCurves(p.curves); });
   function curvesOf(n) {
     var at = byNumber[n];
     if (!at) return null;
-    return at.index !== undefined ? T.curves[at.index] : P[at.pending].curves;
+    return at.index !== undefined ? trialCurves(at.index) : P[at.pending].curves;
   }
   function lineTrace(name, members, colour, extra) {  // many trials in one trace, separated by gaps
     var x = [], y = [], text = [], ids = [];
@@ -164,7 +178,7 @@
   var TOP_CURVES = 100;
   function curvesChart() {
     var rank = function (idx, key) { return idx.slice().sort(function (a, b) { return T[key][b] - T[key][a]; }).slice(0, TOP_CURVES); };
-    var member = function (i) { return {n: T.n[i], curves: T.curves[i], text: hover(i)}; };
+    var member = function (i) { return {n: T.n[i], curves: trialCurves(i), text: hover(i)}; };
     var top = rank(OK, 'acc').map(member), pruned = rank(PRUNED, 'reached').map(member);
     var running = P.filter(function (p) { return p.curves; }).map(function (p) { return {n: p.n, curves: p.curves, text: pendingHover(p)}; });
     var traces = [lineTrace(OK.length > TOP_CURVES ? 'the ' + TOP_CURVES + ' best trials' : 'succeeded', top, '#1f77b4')];
@@ -183,8 +197,8 @@
   }
   function maxEpoch() {
     var most = 1;
-    (T.curves || []).concat(P.map(function (p) { return p.curves; })).forEach(function (c) {
-      if (c && c.val_fine_accuracy) most = Math.max(most, c.val_fine_accuracy.length);
+    (T.epochs || []).concat(P.map(function (p) { return p.epoch; })).forEach(function (e) {
+      if (typeof e === 'number' && e > most) most = e;
     });
     return most;
   }

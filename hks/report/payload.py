@@ -48,10 +48,14 @@ def _times(values: Any) -> list[float | None]:
     return [round(float(v), 1) if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
 
 
-def _curves(history: dict[str, Any] | None) -> dict[str, list[Any]] | None:
+def _curves(history: dict[str, Any] | None) -> str | None:
+    """Per-epoch curves as one short string, ``CURVES`` in order: ``"v,v,v;v,v,v;..."`` (an empty part:
+    no such curve; an empty value: None). Strings keep the page's JSON quick to parse; the page
+    decodes a trial's curves only when it draws them."""
     history = history or {}
-    out = {key: [rounded(v) for v in history[key]] for key in CURVES if history.get(key)}
-    return out or None
+    parts = [",".join("" if rounded(v) is None else repr(rounded(v)) for v in history.get(key) or [])
+             for key in CURVES]
+    return ";".join(parts) if any(parts) else None
 
 
 def _metric_curves(metrics: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
@@ -131,5 +135,5 @@ def page_json(payload: dict[str, Any]) -> str:
 
 def snapshot_meta(snapshot: Snapshot) -> dict[str, Any]:
     started, taken = _times([snapshot.started_at, snapshot.taken_at])
-    return {"budget": snapshot.budget, "started_at": started, "finished": snapshot.finished,
+    return {"curve_keys": list(CURVES), "budget": snapshot.budget, "started_at": started, "finished": snapshot.finished,
             "generated_at": taken, "seconds_left": rounded(snapshot.seconds_left())}
