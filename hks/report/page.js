@@ -11,7 +11,7 @@
   var CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['select2d', 'lasso2d'],
                 displayModeBar: window.innerWidth < 600 ? false : 'hover'};  // on a phone it covers the legend
   var ACC = 'validation fine accuracy';
-  var report = window.hksReport = {ready: false, refreshScheduled: false, selected: null, drawn: []};
+  var report = window.hksReport = {ready: false, refreshScheduled: false, selected: null, drawn: [], lazy: []};
   var byNumber = {};
   var i;
   for (i = 0; i < N; i++) byNumber[T.n[i]] = {index: i};
@@ -215,10 +215,30 @@
 
   // --- the selected trial -------------------------------------------------------------------------
   function select(n, scroll) {
-    var at = byNumber[n];
-    if (!at) return;
+    if (!byNumber[n]) return;
     report.selected = n;
-    var c = curvesOf(n) || {}, info = trialInfo(n), epochs = 0;
+    var info = trialInfo(n), c = curvesOf(n);
+    document.getElementById('selected-title').textContent = 'Trial ' + n + ' (' + info.status + ')' +
+      (c && c.val_fine_accuracy ? '' : ': no epoch finished yet');
+    var rows = info.rows.map(function (r) {
+      var value = r[2] ? '<a href="' + esc(r[2]) + '">' + esc(r[1]) + '</a>' : esc(r[1]);
+      return '<tr><th>' + esc(r[0]) + '</th><td class="wrap">' + value + '</td></tr>';
+    });
+    document.getElementById('selected-settings').innerHTML = '<tbody>' + rows.join('') + '</tbody>';
+    if (report.lazy.indexOf('selected-loss') < 0) selectedCharts();  // else drawn when scrolled to
+    var curves = document.getElementById('curves-chart');
+    if (curves && curves.data) {
+      var s = selectedTrace();
+      Plotly.restyle(curves, {x: [s.x], y: [s.y]}, [curves.data.length - (M.chance ? 2 : 1)]);
+    }
+    markSelectedRow();
+    saveState();
+    if (scroll) document.getElementById('selected-title').scrollIntoView({behavior: 'smooth', block: 'start'});
+  }
+  function selectedCharts() {  // the selected trial's train and validation curves, whole epochs
+    var n = report.selected;
+    if (n === null || !byNumber[n]) return;
+    var c = curvesOf(n) || {}, epochs = 0, status = trialInfo(n).status;
     Object.keys(c).forEach(function (k) { epochs = Math.max(epochs, c[k].length); });
     var series = function (key, name, colour, dash) {
       var v = c[key] || [];
@@ -231,7 +251,7 @@
       acc.push(series('coarse_accuracy', 'train coarse accuracy', '#1f77b4', 'dot'));
       acc.push(series('val_coarse_accuracy', 'validation coarse accuracy', '#d62728', 'dot'));
     }
-    if (info.status === 'pruned' && c.val_fine_accuracy) {
+    if (status === 'pruned' && c.val_fine_accuracy) {
       var last = c.val_fine_accuracy.length;
       acc.push({type: 'scatter', mode: 'markers+text', name: 'pruned', x: [last], y: [c.val_fine_accuracy[last - 1]],
                 text: ['pruned at epoch ' + last], textposition: 'bottom left', hoverinfo: 'skip',
@@ -240,21 +260,6 @@
     var ax = epochAxis(Math.max(epochs, 1));
     draw('selected-loss', loss, layout({xaxis: ax, yaxis: {title: {text: 'loss'}, automargin: true}}));
     draw('selected-acc', acc, layout({xaxis: ax, yaxis: {title: {text: 'accuracy'}, automargin: true}}));
-    document.getElementById('selected-title').textContent = 'Trial ' + n + ' (' + info.status + ')' +
-      (epochs ? '' : ': no epoch finished yet');
-    var rows = info.rows.map(function (r) {
-      var value = r[2] ? '<a href="' + esc(r[2]) + '">' + esc(r[1]) + '</a>' : esc(r[1]);
-      return '<tr><th>' + esc(r[0]) + '</th><td class="wrap">' + value + '</td></tr>';
-    });
-    document.getElementById('selected-settings').innerHTML = '<tbody>' + rows.join('') + '</tbody>';
-    var curves = document.getElementById('curves-chart');
-    if (curves && curves.data) {
-      var s = selectedTrace();
-      Plotly.restyle(curves, {x: [s.x], y: [s.y]}, [curves.data.length - (M.chance ? 2 : 1)]);
-    }
-    markSelectedRow();
-    saveState();
-    if (scroll) document.getElementById('selected-title').scrollIntoView({behavior: 'smooth', block: 'start'});
   }
   function trialInfo(n) {
     var at = byNumber[n], rows = [];
@@ -526,39 +531,46 @@
     }
     report.tableMs = Math.round(performance.now() - t0);
     var first = saved && byNumber[saved.selected] ? saved.selected : (M.best_n || (N ? T.n[0] : (P.length ? P[0].n : null)));
-    var steps = [historyChart, curvesChart, function () { if (first !== null && first !== undefined) select(first, false); },
-                 parallelChart, slicesChart, pairChart, importanceChart];
     report.timings = {};
     var run = function (step) {
       var t0 = performance.now();
-      try { step(); } catch (e) { console.error('hks report: ' + (step.name || 'select') + ': ' + e); }
-      report.timings[step.name || 'select'] = Math.round(performance.now() - t0);
+      try { step(); } catch (e) { console.error('hks report: ' + step.name + ': ' + e); }
+      report.timings[step.name] = Math.round(performance.now() - t0);
     };
-    var lazy = {'parallel-chart': parallelChart, 'slices-grid': slicesChart, 'pair-chart': pairChart,
-                'importance-chart': importanceChart};
-    steps.slice(0, 3).forEach(run);
-    report.lazy = N > LAZY_FROM && 'IntersectionObserver' in window ? Object.keys(lazy).filter(function (id) { return document.getElementById(id); }) : [];
-    if (report.lazy.length) {  // many trials: draw the charts further down when they come near the screen
+    var charts = {'history-chart': historyChart, 'selected-loss': selectedCharts, 'curves-chart': curvesChart,
+                  'parallel-chart': parallelChart, 'slices-grid': slicesChart, 'pair-chart': pairChart,
+                  'importance-chart': importanceChart};
+    var ids = Object.keys(charts).filter(function (id) { return document.getElementById(id); });
+    // Many trials: the history and the table first, every other chart when it comes near the screen.
+    report.lazy = N > LAZY_FROM && 'IntersectionObserver' in window ? ids.slice(1) : [];
+    var chooseFirst = function () { if (first !== null && first !== undefined) select(first, false); };
+    if (report.lazy.length) {
+      chooseFirst();
+      run(historyChart);
       var seen = new IntersectionObserver(function (entries) {
         entries.forEach(function (entry) {
-          if (!entry.isIntersecting) return;
+          if (!entry.isIntersecting || report.lazy.indexOf(entry.target.id) < 0) return;
           seen.unobserve(entry.target);
-          run(lazy[entry.target.id]);
           report.lazy = report.lazy.filter(function (id) { return id !== entry.target.id; });
+          run(charts[entry.target.id]);
         });
       }, {rootMargin: '300px'});
       report.lazy.forEach(function (id) { seen.observe(document.getElementById(id)); });
       report.drawAll = function () {  // before printing, or to time every chart
-        report.lazy.forEach(function (id) { seen.unobserve(document.getElementById(id)); run(lazy[id]); });
+        var left = report.lazy;
         report.lazy = [];
+        left.forEach(function (id) { seen.unobserve(document.getElementById(id)); run(charts[id]); });
       };
       window.addEventListener('beforeprint', report.drawAll);
     } else {
-      steps.slice(3).forEach(run);
+      ids.forEach(function (id) { run(charts[id]); });
+      chooseFirst();
     }
     if (saved && saved.scroll) window.scrollTo(0, saved.scroll);
     var resized = null;
-    window.addEventListener('resize', function () { clearTimeout(resized); resized = setTimeout(slicesChart, 300); });
+    window.addEventListener('resize', function () { clearTimeout(resized); resized = setTimeout(function () {
+      if (report.drawn.indexOf('slices-grid') >= 0) slicesChart();
+    }, 300); });
     report.ready = true;
     report.readyAt = performance.now();
     live();
