@@ -10,10 +10,10 @@ hyperparameters in the hover text) written by plotly's own ``write_html``.
     python bench/bench_report.py               # 1,000 and 10,000 trials (needs chromium)
     python bench/bench_report.py 200 2000      # other sizes
 
-"Interactive" is the time from navigation until the page's script has drawn the first screen (the
-live panel, the best model, the history chart, the trials table, the selected trial, the learning
-curves) and answers input (``window.hksReport.ready``), as measured by the page itself
-(``performance.now()``); from 300 trials on, the charts further down are drawn when scrolled to.
+"Interactive" is the time from navigation until the page's script has drawn what it draws at once
+and answers input (``window.hksReport.ready``), as measured by the page itself
+(``performance.now()``): from 300 trials on, that is the history chart and the trials table (sortable,
+filterable), and the other charts are drawn when scrolled to.
 "every chart" is the time until all of them are drawn at once (what printing the page costs). Headless
 Chromium here renders WebGL in software (SwiftShader), so WebGL charts (parallel coordinates, and
 scatter plots beyond 1,500 points) draw much slower than in a browser with a GPU. It does not show
