@@ -543,7 +543,9 @@
     var ids = Object.keys(charts).filter(function (id) { return document.getElementById(id); });
     // Many trials: the history and the table first, every other chart when it comes near the screen.
     report.lazy = N > LAZY_FROM && 'IntersectionObserver' in window ? ids.slice(1) : [];
-    var chooseFirst = function () { if (first !== null && first !== undefined) select(first, false); };
+    var chooseFirst = function () {
+      if (first !== null && first !== undefined && document.getElementById('selected-title')) select(first, false);
+    };
     if (report.lazy.length) {
       chooseFirst();
       run(historyChart);
