@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from hks.autolr.search import run_autolr, trial_setup  # noqa: E402
+from hks.autolr.calibrate import run_autolr, trial_setup  # noqa: E402
 from hks.autolr.trial import run_lr_trial  # noqa: E402
 from hks.config import Settings  # noqa: E402
 from hks.space import BASE_LEARNING_RATE  # noqa: E402

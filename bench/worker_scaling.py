@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hks.config import Settings  # noqa: E402
-from hks.distributed import register_experiment  # noqa: E402
+from hks.experiment import register  # noqa: E402
+from hks.objective import run_trial  # noqa: E402
 from hks.space import SPACE  # noqa: E402
 from hks.store import open_store  # noqa: E402
 from hks.store import protocol as p  # noqa: E402
@@ -52,7 +53,7 @@ def measure(workers: int, args, folder: Path) -> dict[str, float]:
                         patience=args.epochs, dataset_size=args.dataset_size, threads=1, plots=False,
                         experiment_name=exp_key, results_dir=str(folder / f"results{workers}"), lease_seconds=120.0)
     with open_store(url) as store:
-        register_experiment(store, settings, SPACE)
+        register(store, settings, SPACE, run_trial)
         store.insert_jobs(_jobs(exp_key, args.trials))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
         command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", exp_key, "--threads", "1",

@@ -34,7 +34,7 @@ def register_search(subparsers) -> None:
 
 
 def search_command(args: argparse.Namespace) -> int:
-    from hks.search import run_search
+    from hks.study import run_search
 
     settings = config.resolve(args)
     try:

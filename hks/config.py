@@ -19,11 +19,18 @@ from hks.errors import ConfigError
 
 ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "gp")
 DATASETS = ("cifar100", "cifar10")
+PRUNE_METHODS = ("none", "median", "asha", "hyperband")
 
 
-def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None) -> Any:
-    """Declare a setting: default value, environment variable (or None) and help text."""
-    return field(default=default, metadata={"env": env, "help": help, "choices": tuple(choices or ())})
+def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None,
+           identity: bool = False) -> Any:
+    """Declare a setting: default value, environment variable (or None) and help text.
+
+    ``identity=True`` marks a setting that changes what a trial's score means (the data, the
+    validation split, the training budget...): a search cannot be resumed with another value.
+    """
+    return field(default=default, metadata={"env": env, "help": help, "choices": tuple(choices or ()),
+                                            "identity": identity})
 
 
 def _parse_bool(text: str) -> bool:
@@ -40,35 +47,51 @@ class Settings:
     """What a search, a worker or a report needs to know. Serialisable with :meth:`to_dict`."""
 
     # --- data -------------------------------------------------------------------------
-    dataset: str = option("cifar100", "HKS_DATASET", "dataset to search on", choices=DATASETS)
+    dataset: str = option("cifar100", "HKS_DATASET", "dataset to search on", choices=DATASETS, identity=True)
     data_dir: str = option("ml_req", "HKS_DATA_DIR", "folder holding the official CIFAR archives")
     download: bool = option(True, "HKS_DOWNLOAD", "download the archive into --data-dir when it is absent")
-    dataset_size: int = option(0, "HKS_DATASET_SIZE", "use only this many training images (0: all)")
-    val_fraction: float = option(0.1, "HKS_VAL_FRACTION", "fraction of the training set held out for model selection")
-    augment_crop: bool = option(False, "HKS_AUGMENT_CROP", "random 4-pixel-padded crops on training batches")
+    dataset_size: int = option(0, "HKS_DATASET_SIZE", "use only this many training images (0: all)", identity=True)
+    val_fraction: float = option(0.1, "HKS_VAL_FRACTION", "fraction of the training set held out for model selection",
+        identity=True)
+    augment_crop: bool = option(False, "HKS_AUGMENT_CROP", "random 4-pixel-padded crops on training batches",
+        identity=True)
     # --- one trial ----------------------------------------------------------------------
-    epochs: int = option(100, "HKS_EPOCHS", "maximum epochs per trial")
-    patience: int = option(6, "HKS_PATIENCE", "early-stopping patience on validation fine accuracy (epochs)")
+    epochs: int = option(100, "HKS_EPOCHS", "maximum epochs per trial", identity=True)
+    patience: int = option(6, "HKS_PATIENCE", "early-stopping patience on validation fine accuracy (epochs)",
+        identity=True)
     threads: int = option(0, "HKS_THREADS", "TensorFlow threads per process (0: TensorFlow decides)")
     save_models: bool = option(False, "HKS_SAVE_MODELS", "save each trial's best weights beside its JSON result")
     # --- the search ---------------------------------------------------------------------
     algo: str = option("tpe", "HKS_ALGO", "search algorithm", choices=ALGORITHMS)
     max_evals: int = option(100, "HKS_MAX_EVALS", "total trials, counting those already done")
     n_startup_trials: int = option(20, "HKS_N_STARTUP_TRIALS", "random trials before TPE starts modelling")
-    seed: int = option(42, "HKS_SEED", "seed of the search and of the validation split")
-    space: str = option("hks.space", "HKS_SPACE", "search space: a module name or a .py file defining SPACE")
+    seed: int = option(42, "HKS_SEED", "seed of the search and of the validation split", identity=True)
+    space: str = option("hks.space", "HKS_SPACE", "search space: a module name or a .py file defining SPACE",
+        identity=True)
     # --- where things go ----------------------------------------------------------------
     results_dir: str = option("results", "HKS_RESULTS_DIR", "folder for JSON results, weights and plots")
     trials_file: str = option("results.pkl", "HKS_TRIALS_FILE", "hyperopt Trials pickle, for resuming")
     experiment_name: str = option("hks_cifar100", "EXPERIMENT_NAME", "name of this search (the store's exp key)")
     plots: bool = option(True, "HKS_PLOTS", "draw architecture pictures of the demo and the best model")
+    # --- pruning: stop hopeless trials after an epoch (hks.pruners, docs/pruning.md) ------
+    prune: str = option("none", "HKS_PRUNE", "stop hopeless trials early (docs/pruning.md)", choices=PRUNE_METHODS)
+    prune_min_epochs: int = option(1, "HKS_PRUNE_MIN_EPOCHS", "epochs every trial runs before it can be pruned "
+                                   "(the first rung)")
+    prune_reduction_factor: int = option(3, "HKS_PRUNE_REDUCTION_FACTOR", "ASHA/Hyperband keep the top 1/this at "
+                                         "each rung; rungs at min-epochs x this**k")
+    prune_warmup_trials: int = option(4, "HKS_PRUNE_WARMUP_TRIALS", "no pruning at an epoch until this many other "
+                                      "trials have reached it")
+    prune_brackets: int = option(0, "HKS_PRUNE_BRACKETS", "Hyperband brackets (0: all that fit within --epochs)")
+    prune_sampler_loss: str = option("ranked", "HKS_PRUNE_SAMPLER_LOSS", "loss the sampler sees for a pruned "
+                                     "trial: ranked (below longer trials) or best (its best so far)",
+                                     choices=("ranked", "best"))
     # --- distributed search: job store, master and workers (hks.store, hks.worker) --------
     store: str = option("", "HKS_STORE", "job store URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB "
                         "or mongodb://USER:PASSWORD@HOST/DB (empty: trials run in this process)")
     mongo_db_host: str = option("", "MONGO_DB_HOST", "classic: MongoDB host of the job store when --store is unset")
     mongo_db_port: int = option(27017, "MONGO_DB_PORT", "classic: MongoDB port, with MONGO_DB_HOST")
     objective: str = option("hks.objective:run_trial", "HKS_OBJECTIVE", "trial function workers import by "
-                            "name (module:function); a worker must be started with the master's")
+                            "name (module:function); a worker must be started with the master's", identity=True)
     workers: int = option(0, "HKS_WORKERS", "start this many local worker processes (SQLite store in "
                           "--results-dir unless --store is set)")
     queue_len: int = option(0, "HKS_QUEUE_LEN", "suggestions kept queued for workers (0: one per live worker)")
@@ -77,6 +100,10 @@ class Settings:
     max_attempts: int = option(3, "HKS_MAX_ATTEMPTS", "a trial whose worker is lost this many times is failed")
     idle_timeout: float = option(0.0, "HKS_IDLE_TIMEOUT", "a worker with nothing to do exits after this many "
                                  "seconds (0: it waits forever)")
+    store_patience: float = option(600.0, "HKS_STORE_PATIENCE", "seconds the master and workers ride out a job "
+                                   "store outage (server restart, network loss) before giving up")
+    trial_time_limit: float = option(0.0, "HKS_TRIAL_TIME_LIMIT", "a trial still running after this many seconds "
+                                     "is failed and its worker exits (0: no limit)")
     gpu: str = option("", "HKS_GPU", "pin a worker to this GPU id (empty: every visible GPU; -1: CPU only)")
     # --- Gaussian-process Bayesian optimisation through Ax (hks.bayesopt, --algo gp) ------
     gp_space: str = option("hks.bayesopt.sgd_space", "HKS_GP_SPACE", "flat space searched by --algo gp: a module "
@@ -85,7 +112,7 @@ class Settings:
                                  "(--algo gp; failed trials do not count)")
     # --- autoHyper initial learning rate (hks.autolr) -------------------------------------
     base_lr: str = option("0.001", "HKS_BASE_LR", "base learning rate that lr_rate_mult scales, or 'auto' to "
-                          "calibrate it with autoHyper before the search starts")
+                          "calibrate it with autoHyper before the search starts", identity=True)
     autolr_min_lr: float = option(1e-4, "HKS_AUTOLR_MIN_LR", "autoHyper: lowest learning rate of the first grid")
     autolr_max_lr: float = option(0.1, "HKS_AUTOLR_MAX_LR", "autoHyper: highest learning rate of the first grid")
     autolr_num_lrs: int = option(20, "HKS_AUTOLR_NUM_LRS", "autoHyper: learning rates per geometric grid (>= 4)")
@@ -118,6 +145,9 @@ class Settings:
 
 def _fields() -> list[dataclasses.Field]:
     return list(dataclasses.fields(Settings))
+
+
+IDENTITY_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["identity"])
 
 
 def flag_name(name: str) -> str:
@@ -190,6 +220,17 @@ def _validate(settings: Settings) -> None:
     if settings.dataset_size < 0:
         raise ConfigError(f"--dataset-size must be >= 0 (0 means all), got {settings.dataset_size}")
     _validate_base_lr(settings.base_lr)
+    _validate_pruning(settings)
+
+
+def _validate_pruning(settings: Settings) -> None:
+    if settings.prune_min_epochs < 1:
+        raise ConfigError(f"--prune-min-epochs must be >= 1, got {settings.prune_min_epochs}")
+    if settings.prune_reduction_factor < 2:
+        raise ConfigError(f"--prune-reduction-factor must be >= 2, got {settings.prune_reduction_factor}")
+    if settings.prune_warmup_trials < 0 or settings.prune_brackets < 0:
+        raise ConfigError("--prune-warmup-trials and --prune-brackets must be >= 0 "
+                          f"(got {settings.prune_warmup_trials} and {settings.prune_brackets})")
 
 
 def is_auto(base_lr: str) -> bool:

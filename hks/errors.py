@@ -27,3 +27,9 @@ class StoreError(HksError):
 
 class WorkerError(HksError):
     """A worker cannot serve an experiment (another space or objective), or every local worker died."""
+
+
+class TrialAbandoned(BaseException):
+    """Raised inside a worker's training at an epoch boundary when the trial is no longer its own
+    (its lease was lost, or it ran past ``--trial-time-limit``). A ``BaseException`` so that no
+    objective's ``except Exception`` records it as the trial's failure."""

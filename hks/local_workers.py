@@ -2,11 +2,14 @@
 
 Each is ``python -m hks.worker`` over the master's store, with the cores shared out
 (``--threads`` = cores / N unless set) so that the workers do not oversubscribe the machine.
-Their output goes to ``<results_dir>/workers/worker-<i>.log``.
+Their output goes to ``<results_dir>/workers/worker-<i>.log``. They die with their master: the
+kernel sends them SIGTERM when it dies (``PR_SET_PDEATHSIG`` on Linux), and each also watches its
+parent's pid (``HKS_PARENT_PID``), so none outlives a SIGKILLed master.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,8 +19,18 @@ from pathlib import Path
 from hks.config import Settings
 from hks.errors import WorkerError
 from hks.store import split_credentials
+from hks.worker import PARENT_PID_ENV
 
 STOP_SECONDS = 15
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere the pid watch does it)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def threads_per_worker(settings: Settings, workers: int) -> int:
@@ -31,6 +44,7 @@ def worker_command(settings: Settings, url: str, threads: int) -> list[str]:
     command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", settings.experiment_name,
                "--space", settings.space, "--objective", settings.objective, "--threads", str(threads),
                "--data-dir", settings.data_dir, "--results-dir", settings.results_dir,
+               "--store-patience", str(settings.store_patience),
                "--download" if settings.download else "--no-download"]
     if settings.gpu:
         command += ["--gpu", settings.gpu]
@@ -59,13 +73,14 @@ class LocalWorkers:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
         url, credentials = split_credentials(self.url)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HKS_WORKERS": "0", **credentials}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HKS_WORKERS": "0", PARENT_PID_ENV: str(os.getpid()),
+               **credentials}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         command = worker_command(self.settings, url, self.threads)
         for index in range(self.count):
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                       stdin=subprocess.DEVNULL))
+                                                       stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent))
         print(f"started {self.count} local workers ({self.threads} threads each), logs in {self.log_dir}/",
               flush=True)
 

@@ -3,6 +3,8 @@
 :func:`run_trial` never raises for a trial's own failure (exception, NaN loss, out of memory):
 it returns ``status: fail`` with the error and traceback, so the search goes on. Problems with
 the setup itself (missing dataset, bad settings) do raise, since every trial would fail alike.
+It writes no JSON result: whoever completes the trial (the in-process search, or a worker once
+the store accepted the result) calls :func:`save_result`, so each trial has exactly one.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from hks.config import Settings
 from hks.data import Splits, load_splits, make_dataset
 from hks.errors import ConfigError, DatasetError, HksError
 from hks.model import build_model
+from hks.seeding import TRAIN, trial_seed
 
 EpochHook = Callable[[int, dict[str, float]], None]
+PruneHook = Callable[[int, dict[str, float]], Any]  # truthy: stop (an hks.pruners.Decision, or a bool)
 ModelBuilder = Callable[..., Any]
 
 
@@ -52,9 +56,16 @@ def base_learning_rate(settings: Settings) -> float:
 
 
 def splits_for(settings: Settings) -> Splits:
-    return load_splits(settings.dataset, settings.data_dir, download=settings.download,
-                       val_fraction=settings.val_fraction, dataset_size=settings.dataset_size,
-                       seed=settings.seed)
+    """The train/validation/test splits of the settings, loaded once per process (trials share them)."""
+    return _cached_splits(settings.dataset, settings.data_dir, settings.download, settings.val_fraction,
+                          settings.dataset_size, settings.seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _cached_splits(dataset: str, data_dir: str, download: bool, val_fraction: float, dataset_size: int,
+                   seed: int) -> Splits:
+    return load_splits(dataset, data_dir, download=download, val_fraction=val_fraction,
+                       dataset_size=dataset_size, seed=seed)
 
 
 def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
@@ -79,6 +90,22 @@ def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verb
     return EpochProgress()
 
 
+def prune_callback(should_prune: PruneHook):
+    """Asks ``should_prune(epoch, logs)`` after each epoch; a truthy answer stops training and is kept."""
+    import keras
+
+    class Prune(keras.callbacks.Callback):
+        decision: Any = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            answer = should_prune(epoch, {k: float(v) for k, v in (logs or {}).items()})
+            if answer:
+                self.decision = answer
+                self.model.stop_training = True
+
+    return Prune()
+
+
 def require_tensorboard(settings: Settings) -> None:
     """``--tensorboard`` without the tensorboard package would fail every trial: say so once, up front."""
     if not settings.tensorboard:
@@ -99,8 +126,11 @@ def tensorboard_callback(settings: Settings, name: str):
 
 def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
                 on_epoch: EpochHook | None = None, verbose: bool = True,
-                log_name: str | None = None) -> dict[str, list[float]]:
-    """Fit with early stopping on validation fine accuracy; returns the per-epoch history."""
+                log_name: str | None = None, pruning=None) -> dict[str, list[float]]:
+    """Fit with early stopping on validation fine accuracy; returns the per-epoch history.
+
+    ``pruning``: a :func:`prune_callback`, which may stop training before early stopping does.
+    """
     import keras
 
     train = make_dataset(splits.train, batch_size, training=True, augment_crop=settings.augment_crop, seed=seed,
@@ -112,6 +142,8 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
                                       restore_best_weights=settings.save_models),
         epoch_progress_callback(settings, on_epoch, verbose),
     ]
+    if pruning is not None:
+        callbacks.append(pruning)
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}"))
     history = model.fit(train, validation_data=val, epochs=settings.epochs, verbose=0, callbacks=callbacks,
@@ -146,11 +178,15 @@ def summarize(history: dict[str, list[float]]) -> dict[str, Any]:
 
 def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | None = None,
               tid: int | None = None, on_epoch: EpochHook | None = None,
-              build: ModelBuilder | None = None, verbose: bool = True) -> dict[str, Any]:
-    """Train one point of the space and return its hyperopt result (also written as JSON).
+              build: ModelBuilder | None = None, verbose: bool = True,
+              should_prune: PruneHook | None = None) -> dict[str, Any]:
+    """Train one point of the space and return its hyperopt result (not written: see :func:`save_result`).
 
     ``build(point, num_fine, num_coarse)`` makes the compiled model; by default the classic
-    builder with the configured base learning rate.
+    builder with the configured base learning rate. ``should_prune(epoch, logs)`` is asked after
+    each epoch (see :mod:`hks.pruners`); when it answers yes the trial stops with ``status: pruned``,
+    its partial history, ``pruned_at_epoch`` and the deciding ``rung`` (hyperopt must be handed
+    :func:`hks.pruners.sampler_result` of it).
     """
     import keras
 
@@ -160,7 +196,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     configure_threads(settings.threads)
     require_tensorboard(settings)
     splits = splits if splits is not None else splits_for(settings)
-    seed = settings.seed * 1000 + (tid or 0)
+    seed = trial_seed(settings.seed, tid or 0, TRAIN)
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
             "base_lr": base_lr}
@@ -169,12 +205,15 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         keras.utils.set_random_seed(seed)
         model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
         batch_size = int(point.get("batch_size") or 128)
+        pruning = prune_callback(should_prune) if should_prune is not None else None
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
-                              log_name=f"trial_{tid}" if tid is not None else None)
+                              log_name=f"trial_{tid}" if tid is not None else None, pruning=pruning)
         result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
                   "params": int(model.count_params())}
         result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
-        if settings.save_models:
+        if pruning is not None and pruning.decision:
+            result.update(pruned_fields(pruning.decision, result["epochs_run"]))
+        elif settings.save_models:
             result["weights_file"] = _save_model(model, settings.results_dir, result["model_name"])
     except (DatasetError, ConfigError, KeyboardInterrupt):
         raise
@@ -187,8 +226,25 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         keras.backend.clear_session()
     result["finished_at"] = time.time()
     result["train_seconds"] = round(result["finished_at"] - started, 3)
-    res.write_result(result, settings.results_dir)
     return result
+
+
+def save_result(result: dict[str, Any], results_dir: str | Path) -> Path:
+    """Write a completed trial's JSON result once (a second call for the same trial changes nothing).
+
+    Call it only after the trial's completion was accepted (by the store's fenced ``complete``, or
+    by the in-process search), never before: a trial stopped in between must leave no result."""
+    path = Path(results_dir) / f"{result['model_name']}{res.RESULT_SUFFIX}"
+    return path if path.exists() else res.write_result(result, results_dir)
+
+
+def pruned_fields(decision: Any, epochs_run: int) -> dict[str, Any]:
+    """What a pruned result adds: its status, the epoch and rung (and bracket) it stopped at."""
+    fields = {"status": res.STATUS_PRUNED, "pruned": True, "pruned_at_epoch": epochs_run,
+              "rung": getattr(decision, "rung", None), "prune_reason": getattr(decision, "reason", "")}
+    if getattr(decision, "bracket", None) is not None:
+        fields["bracket"] = decision.bracket
+    return fields
 
 
 def _one_line(exc: BaseException) -> str:

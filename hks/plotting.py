@@ -51,3 +51,23 @@ def plot_point(point: dict, path: str | Path, num_fine: int = 100, num_coarse: i
     finally:
         del model
         keras.backend.clear_session()
+
+
+def _heads(dataset: str) -> tuple[int, int | None]:
+    from hks.data import spec_for
+
+    spec = spec_for(dataset)
+    return spec.num_fine, spec.num_coarse
+
+
+def draw_demo(results_dir: str, dataset: str) -> str | None:
+    """``model_demo.png``, the classic demo point's architecture (once per results folder)."""
+    from hks.space import demo_point
+
+    path = Path(results_dir) / "model_demo.png"
+    return None if path.exists() else plot_point(demo_point(), path, *_heads(dataset))
+
+
+def draw_best(results_dir: str, dataset: str, point: dict) -> str | None:
+    """``model_best.png``, the architecture of the best trial so far."""
+    return plot_point(point, Path(results_dir) / "model_best.png", *_heads(dataset))

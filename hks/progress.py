@@ -29,7 +29,7 @@ class SearchProgress:
         if not done:
             return f"starting search: {self.budget} trials"
         best = self.best
-        best_text = f", best so far {best['fine_best_accuracy']:.4f}" if best else ""
+        best_text = f", best so far {score_text(best)}" if best else ""
         return f"resuming search: {done}/{self.budget} trials done{best_text}"
 
     def record(self, result: dict[str, Any]) -> str:
@@ -41,12 +41,23 @@ class SearchProgress:
 
     def format_line(self, result: dict[str, Any]) -> str:
         done = len(self.results)
-        if result.get("status") == "ok":
+        if result.get("status") == "pruned":
+            outcome = (f"pruned at epoch {result.get('pruned_at_epoch')} (val fine acc "
+                       f"{result.get('fine_best_accuracy') or 0:.4f})")
+        elif result.get("status") == "ok" and result.get("fine_best_accuracy") is None:
+            outcome = f"loss {result['loss']:.6g}"
+        elif result.get("status") == "ok":
             outcome = f"val fine acc {result['fine_best_accuracy']:.4f} in {result.get('epochs_run', '?')} epochs"
         else:
             outcome = f"FAILED ({result.get('error', 'unknown error')})"
         best = self.best
-        best_text = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})" if best else "no success yet"
+        best_text = f"best {score_text(best)} ({best['model_name']})" if best else "no success yet"
         seconds = result.get("train_seconds")
         took = f" [{seconds:.1f}s]" if isinstance(seconds, (int, float)) else ""
         return f"trial {done}/{self.budget}: {outcome}{took} | {best_text}"
+
+
+def score_text(result: dict[str, Any]) -> str:
+    """A result's score as people read it: validation fine accuracy for hks's CNN, else the loss."""
+    accuracy = result.get("fine_best_accuracy")
+    return f"{accuracy:.4f}" if accuracy is not None else f"loss {result['loss']:.6g}"

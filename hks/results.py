@@ -22,6 +22,7 @@ import numpy as np
 RESULT_SUFFIX = ".txt.json"
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
+STATUS_PRUNED = "pruned"  # stopped by a pruner (hks.pruners); hyperopt sees it as ok (sampler_result)
 
 
 def make_model_name(accuracy: float | None) -> str:
@@ -95,13 +96,14 @@ def results_from_trials(trials: Any) -> list[dict[str, Any]]:
     out = []
     for trial in trials.trials:
         result = trial.get("result") or {}
-        if result.get("status") in (STATUS_OK, STATUS_FAIL):
+        if result.get("status") in (STATUS_OK, STATUS_FAIL, STATUS_PRUNED):
             out.append({**result, "tid": trial.get("tid")})
     return out
 
 
 def succeeded(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in results if r.get("status") == STATUS_OK and _finite(r.get("loss"))]
+    """Completed trials: a pruned one never wins, even as the ``ok`` view hyperopt was given."""
+    return [r for r in results if r.get("status") == STATUS_OK and not r.get("pruned") and _finite(r.get("loss"))]
 
 
 def best_result(results: Iterable[dict[str, Any]]) -> dict[str, Any] | None:

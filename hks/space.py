@@ -64,7 +64,21 @@ SPACE: dict[str, Any] = {
 
 
 def load_space(name: str) -> Any:
-    """The ``SPACE`` of a module name (``hks.space``) or of a ``.py`` file path."""
+    """The ``SPACE`` of a module name (``hks.space``) or ``.py`` file, as hyperopt expressions.
+
+    A flat space (``hks.bayesopt`` Float/Int/Choice, what ``--algo gp`` models) is translated,
+    so every sampler, runner and worker handles it like any other space.
+    """
+    space = load_raw_space(name)
+    from hks.bayesopt.flat import Choice, Float, Int, to_hyperopt
+
+    if isinstance(space, dict) and space and all(isinstance(v, (Float, Int, Choice)) for v in space.values()):
+        return to_hyperopt(space)
+    return space
+
+
+def load_raw_space(name: str) -> Any:
+    """The ``SPACE`` of a module name (``hks.space``) or of a ``.py`` file path, as written."""
     try:
         if name.endswith(".py"):
             path = Path(name)

@@ -4,8 +4,11 @@ write its result and per-epoch metrics, repeat.
 ``python -m hks worker --store URL --exp-key NAME`` (or ``python -m hks.worker``). The
 objective is imported by name and the space rebuilt from its name, both checked against the
 experiment record (no code travels through the store). SIGTERM or Ctrl-C releases the running
-trial at once; a worker killed outright stops renewing its lease and the trial is requeued by
-whoever looks next. A worker with nothing to do waits (``--idle-timeout``, default forever).
+trial and exits within seconds (:mod:`hks.stopping`); a worker killed outright stops renewing its
+lease and the trial is requeued by whoever looks next. A worker whose lease was lost stops training
+at the next epoch boundary; one past ``--trial-time-limit`` fails its trial. A worker with nothing
+to do waits (``--idle-timeout``, default forever) and exits when the master marks the experiment
+finished, or, started by ``--workers N``, when its master dies.
 """
 
 from __future__ import annotations
@@ -18,52 +21,38 @@ import socket
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hks import config
 from hks import results as res
 from hks.config import Settings
-from hks.errors import HksError, StoreError, WorkerError
-from hks.store import check_settings, describe, is_store_error, open_store, store_url
+from hks.errors import HksError, StoreError, TrialAbandoned, WorkerError
+from hks.evaluation import call_objective
+from hks.objective import save_result
+from hks.stopping import Stopped, Stopper
+from hks.store import check_settings, open_store, store_url
 from hks.store import protocol as p
+from hks.store.retry import OutageNotice, call_quietly, retrying
 
 # Settings a worker takes from its own flags and environment; all others come from the experiment.
 LOCAL_SETTINGS = ("store", "mongo_db_host", "mongo_db_port", "experiment_name", "data_dir", "download",
-                  "threads", "gpu", "results_dir", "idle_timeout")
+                  "threads", "gpu", "results_dir", "idle_timeout", "store_patience")
 WORKER_FLAGS = LOCAL_SETTINGS + ("space", "objective")
 IDLE_POLL_MIN, IDLE_POLL_MAX = 0.02, 1.0
 SWEEP_SECONDS = 1.0  # how often a worker requeues trials whose lease expired (leases last longer)
 PRESENCE_SECONDS = 5.0
-STORE_PATIENCE_SECONDS = 600.0  # how long a worker rides out a store outage before giving up
+FINISHED_CHECK_SECONDS = 2.0  # how often an idle worker looks whether its experiment is finished
+RELEASE_PATIENCE = 5.0  # a stopping worker does not wait longer than this to hand its trial back
+PARENT_PID_ENV = "HKS_PARENT_PID"  # set by --workers N: the worker exits when this process is gone
+TIME_LIMIT_GRACE_SECONDS = 30.0  # a trial past its time limit has this long to reach an epoch boundary
+NOTICE = OutageNotice("worker")
 
 Objective = Callable[..., dict[str, Any]]
-
-
-def retrying(call: Callable[[], Any], what: str, patience: float = STORE_PATIENCE_SECONDS) -> Any:
-    """Run a store operation, riding out a store outage (server restart, network blip) for a while:
-    a worker must not die, nor lose a finished trial, because the database blinked."""
-    delay, deadline = 0.5, time.monotonic() + patience
-    while True:
-        try:
-            return call()
-        except Exception as exc:
-            if not is_store_error(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise StoreError(f"the job store has been unreachable for {patience:.0f}s while {what}: "
-                                 f"{describe(exc)}") from None
-            print(f"worker: store error while {what} ({describe(exc)}); retrying in {delay:.1f}s", flush=True)
-            time.sleep(delay)
-            delay = min(30.0, delay * 2)
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread like Ctrl-C so a running trial unwinds at once."""
+T = TypeVar("T")
 
 
 def new_worker_id() -> str:
@@ -90,9 +79,21 @@ def import_objective(name: str) -> Objective:
     return function
 
 
-def _wait_for_experiment(store: p.JobStore, exp_key: str, idle_timeout: float) -> p.Experiment:
-    started, said = time.monotonic(), False
-    while (experiment := store.get_experiment(exp_key)) is None:
+def stoppable(call: Callable[[], T], what: str, patience: float, stopper: Stopper) -> T:
+    """A store call that rides out an outage, but gives way at once to a stop request (a call already
+    under way, such as completing a finished trial, is not abandoned)."""
+    try:
+        return retrying(call, what, patience, notice=NOTICE, stop=stopper.requested.is_set)
+    except StoreError:
+        stopper.check()
+        raise
+
+
+def _wait_for_experiment(store: p.JobStore, local: Settings, stopper: Stopper) -> p.Experiment:
+    exp_key, idle_timeout, started, said = local.experiment_name, local.idle_timeout, time.monotonic(), False
+    while (experiment := stoppable(lambda: store.get_experiment(exp_key), "reading the experiment",
+                                   local.store_patience, stopper)) is None:
+        stopper.check()
         if not said:
             print(f"worker: waiting for a master to create experiment {exp_key!r} in {store.url}", flush=True)
             said = True
@@ -105,6 +106,7 @@ def _wait_for_experiment(store: p.JobStore, exp_key: str, idle_timeout: float) -
 
 def check_experiment(experiment: p.Experiment, space_name: str, objective_name: str) -> tuple[Any, Objective]:
     """This worker's space and objective, refused unless they are the experiment's."""
+    from hks.experiment import IDENTITY_KEY, code_fingerprint
     from hks.space import fingerprint, load_space
 
     if objective_name != experiment.objective:
@@ -118,7 +120,13 @@ def check_experiment(experiment: p.Experiment, space_name: str, objective_name: 
                 else f"start the worker with --space {experiment.space}")
         raise WorkerError(f"this worker's search space {space_name!r} (fingerprint {mine}) is not experiment "
                           f"{experiment.exp_key!r}'s {experiment.space!r} ({experiment.fingerprint}): {hint}")
-    return space, import_objective(objective_name)
+    objective = import_objective(objective_name)
+    recorded = (experiment.settings.get(IDENTITY_KEY) or {}).get("objective_fingerprint")
+    if recorded and code_fingerprint(objective) != recorded:
+        raise WorkerError(f"this worker's objective {objective_name!r} has other code (fingerprint "
+                          f"{code_fingerprint(objective)}) than experiment {experiment.exp_key!r}'s ({recorded}): "
+                          "install the master's version of its module on this machine")
+    return space, objective
 
 
 def trial_settings(experiment: p.Experiment, local: Settings) -> Settings:
@@ -127,31 +135,52 @@ def trial_settings(experiment: p.Experiment, local: Settings) -> Settings:
     return merged.replace(**{name: getattr(local, name) for name in LOCAL_SETTINGS})
 
 
-class Heartbeat(threading.Thread):
-    """Renews a job's lease every quarter lease until stopped; notes when the lease was lost."""
+def parent_alive(parent_pid: int) -> bool:
+    """False once the master that started this worker (``--workers N``) is gone."""
+    return not parent_pid or os.getppid() == parent_pid
 
-    def __init__(self, store: p.JobStore, job: p.Job, lease_seconds: float, presence: p.WorkerInfo):
+
+class Heartbeat(threading.Thread):
+    """Renews a job's lease every quarter lease until stopped; flags a lost lease (the training stops
+    at its next epoch boundary), fails the trial past its time limit, and stops the worker when its
+    master (``--workers N``) died."""
+
+    def __init__(self, worker: Worker, job: p.Job, on_time_limit: Callable[[], None]):
         super().__init__(daemon=True, name=f"heartbeat-{job.tid}")
-        self.store, self.job, self.lease_seconds, self.presence = store, job, lease_seconds, presence
-        self.interval = max(0.1, lease_seconds / 4)
+        self.worker, self.job, self.on_time_limit = worker, job, on_time_limit
+        self.lease_seconds = worker.settings.lease_seconds
+        self.interval = max(0.1, self.lease_seconds / 4)
+        self.started = time.monotonic()
         self.lost = False
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        limit = self.worker.settings.trial_time_limit
         while not self._stop_event.wait(self.interval):
-            try:
-                if not self.store.heartbeat(self.job, self.lease_seconds):
-                    self.lost = True
-                    print(f"worker: lost the lease of trial {self.job.tid} (it was requeued)", flush=True)
-                    return
-                self.presence.last_seen = time.time()
-                self.store.touch_worker(self.presence)
-            except Exception as exc:  # a store hiccup: try again next beat, the lease has slack
-                print(f"worker: heartbeat failed ({type(exc).__name__}), retrying", flush=True)
+            if not parent_alive(self.worker.parent_pid):  # as if SIGTERMed: release the trial and exit
+                os.kill(os.getpid(), signal.SIGTERM)
+            if limit and time.monotonic() - self.started > limit:
+                self.lost = True
+                self.on_time_limit()
+                return
+            renewed = call_quietly(lambda: self.worker.store.heartbeat(self.job, self.lease_seconds),
+                                   f"renewing the lease of trial {self.job.tid}", NOTICE)
+            if renewed is False:
+                self.lost = True
+                print(f"worker: lost the lease of trial {self.job.tid} (it was requeued): stopping its training "
+                      "at the next epoch", flush=True)
+                return
+            if renewed:
+                self.announce()
+
+    def announce(self) -> None:
+        presence = self.worker.presence("busy", self.job.tid)
+        call_quietly(lambda: self.worker.store.touch_worker(presence), "announcing this worker", NOTICE)
 
     def stop(self) -> None:
         self._stop_event.set()
-        self.join()
+        if self is not threading.current_thread():
+            self.join()
 
 
 @dataclass
@@ -164,7 +193,19 @@ class Worker:
     space: Any
     objective: Objective
     worker_id: str = field(default_factory=new_worker_id)
+    oracle: Any = None  # hks.oracle.Oracle: asked after each epoch whether to prune (None: never)
+    quiet: bool = False  # the in-process runner prints its own lines
     trials_run: int = 0
+    stopper: Stopper = field(default_factory=Stopper)
+    parent_pid: int = field(default_factory=lambda: int(os.environ.get(PARENT_PID_ENV) or 0))
+    current: p.Job | None = None
+
+    def __post_init__(self) -> None:
+        self.stopper.on_deadline = self.release_current
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
 
     @property
     def exp_key(self) -> str:
@@ -173,18 +214,24 @@ class Worker:
     def presence(self, state: str, tid: int | None = None) -> p.WorkerInfo:
         return p.WorkerInfo(self.worker_id, self.exp_key, state, tid, time.time())
 
+    def _retrying(self, call: Callable[[], T], what: str) -> T:
+        return stoppable(call, what, self.settings.store_patience, self.stopper)
+
     def run(self, max_trials: int = 0) -> int:
-        """Serve trials until idle for ``idle_timeout`` seconds (0: forever) or ``max_trials`` are run."""
+        """Serve trials until idle for ``idle_timeout`` seconds (0: forever), ``max_trials`` are run,
+        the experiment is finished, or this worker's master (``--workers N``) is gone."""
         print(f"worker {self.worker_id}: serving experiment {self.exp_key!r} from {self.store.url}", flush=True)
-        idle_since, poll, last_touch, last_sweep = time.monotonic(), IDLE_POLL_MIN, 0.0, -SWEEP_SECONDS
+        idle_since, poll = time.monotonic(), IDLE_POLL_MIN
+        last_touch = last_sweep = last_look = -float("inf")
         try:
             while not max_trials or self.trials_run < max_trials:
+                self.stopper.check()
                 if time.monotonic() - last_sweep >= SWEEP_SECONDS:
-                    retrying(lambda: self.store.requeue_expired(self.exp_key, self.settings.max_attempts),
-                             "requeueing lost trials")
+                    self._retrying(lambda: self.store.requeue_expired(self.exp_key, self.settings.max_attempts),
+                                   "requeueing lost trials")
                     last_sweep = time.monotonic()
-                job = retrying(lambda: self.store.reserve(self.exp_key, self.worker_id, self.settings.lease_seconds),
-                               "reserving a trial")
+                job = self._retrying(lambda: self.store.reserve(self.exp_key, self.worker_id,
+                                                                self.settings.lease_seconds), "reserving a trial")
                 if job is not None:
                     self.run_job(job)
                     idle_since, poll = time.monotonic(), IDLE_POLL_MIN
@@ -194,45 +241,101 @@ class Worker:
                     print(f"worker {self.worker_id}: idle for {idle:.0f}s, exiting after {self.trials_run} trials",
                           flush=True)
                     break
+                if time.monotonic() - last_look >= FINISHED_CHECK_SECONDS:
+                    if self._should_leave():
+                        break
+                    last_look = time.monotonic()
                 if time.monotonic() - last_touch > PRESENCE_SECONDS:
-                    retrying(lambda: self.store.touch_worker(self.presence("idle")), "announcing this worker")
+                    self._retrying(lambda: self.store.touch_worker(self.presence("idle")), "announcing this worker")
                     last_touch = time.monotonic()
                 time.sleep(poll)
                 poll = min(IDLE_POLL_MAX, poll * 1.5)
         finally:
-            try:
-                self.store.remove_worker(self.worker_id)
-            except Exception as exc:  # leaving: the record expires by itself
-                print(f"worker: could not remove its presence record ({type(exc).__name__})", flush=True)
+            call_quietly(lambda: self.store.remove_worker(self.worker_id), "removing its presence record", NOTICE)
         return self.trials_run
+
+    def _should_leave(self) -> bool:
+        """The experiment is finished (the master said so), or the master that started us is gone."""
+        if not parent_alive(self.parent_pid):
+            print(f"worker {self.worker_id}: its master (pid {self.parent_pid}) is gone; exiting", flush=True)
+            return True
+        experiment = self._retrying(lambda: self.store.get_experiment(self.exp_key), "reading the experiment")
+        if experiment is None or experiment.finished_at is not None:
+            print(f"worker {self.worker_id}: experiment {self.exp_key!r} is "
+                  f"{'finished' if experiment else 'gone'}; exiting after {self.trials_run} trials", flush=True)
+            return True
+        return False
 
     def run_job(self, job: p.Job) -> None:
         from hyperopt import space_eval
 
         point = space_eval(self.space, job.vals())
-        presence = self.presence("busy", job.tid)
-        retrying(lambda: self.store.touch_worker(presence), "announcing this worker")
-        print(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})", flush=True)
-        heartbeat = Heartbeat(self.store, job, self.settings.lease_seconds, presence)
+        self.current = job
+        self.say(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})")
+        heartbeat = Heartbeat(self, job, lambda: self._fail_past_time_limit(job, point))
         heartbeat.start()
         try:
-            result = self._evaluate(job, point)
-        except BaseException:  # Ctrl-C, SIGTERM, or a problem with this worker's setup: hand it back
+            self._retrying(lambda: self.store.touch_worker(self.presence("busy", job.tid)), "announcing this worker")
+            result = self._evaluate(job, point, heartbeat)
+        except TrialAbandoned as exc:
             heartbeat.stop()
-            released = retrying(lambda: self.store.release(job), f"releasing trial {job.tid}", patience=10.0)
-            print(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}",
-                  flush=True)
+            self.current = None
+            print(f"worker {self.worker_id}: trial {job.tid} stopped ({exc})", flush=True)
+            return
+        except BaseException:  # SIGTERM, Ctrl-C, or a problem with this worker's setup: hand it back
+            heartbeat.stop()
+            self.release_current()
             raise
         heartbeat.stop()
+        self.current = None
+        self.complete(job, result)
+
+    def complete(self, job: p.Job, result: dict[str, Any]) -> bool:
+        """The fenced completion, then (only if it was accepted) the trial's one JSON result."""
         result = {**res.to_jsonable(result), "tid": job.tid, "worker": self.worker_id, "attempt": job.attempts}
-        if retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid}"):
+        if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid}"):
+            save_result(result, self.settings.results_dir)
             self.trials_run += 1
-            print(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}",
-                  flush=True)
-        else:
-            self._discard(result)
-            print(f"worker {self.worker_id}: trial {job.tid} was requeued while running (lease lost): "
-                  "its result is discarded", flush=True)
+            self.say(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}")
+            return True
+        self._discard(result)
+        print(f"worker {self.worker_id}: trial {job.tid} was requeued while running (lease lost): "
+              "its result is discarded", flush=True)
+        return False
+
+    def release_current(self) -> None:
+        """Hand the running trial back to the queue (the worker is stopping); bounded in time."""
+        job, self.current = self.current, None
+        if job is None:
+            return
+        try:
+            released = retrying(lambda: self.store.release(job), f"releasing trial {job.tid}", RELEASE_PATIENCE,
+                                notice=NOTICE)
+        except StoreError as exc:
+            print(f"worker {self.worker_id}: could not release trial {job.tid} ({exc}); it is requeued when its "
+                  "lease expires", flush=True)
+            return
+        self.say(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}")
+
+    def _fail_past_time_limit(self, job: p.Job, point: dict[str, Any]) -> None:
+        """Runs in the heartbeat thread: fail the trial; its training stops at the next epoch boundary,
+        and a process still stuck in it a grace period later is ended (it would never serve again)."""
+        limit = self.settings.trial_time_limit
+        error = f"TrialTimeLimit: still running after --trial-time-limit {limit:g}s"
+        print(f"worker {self.worker_id}: trial {job.tid} {error}; failing it", flush=True)
+        failed = {"status": res.STATUS_FAIL, "loss": None, "space": point, "model_name": res.make_model_name(None),
+                  "error": error, "error_type": "TrialTimeLimit", "history": {}, "finished_at": time.time()}
+        try:
+            self.complete(job, failed)
+        except HksError as exc:
+            print(f"worker {self.worker_id}: could not fail trial {job.tid} ({exc})", flush=True)
+        threading.Thread(target=self._end_if_still_hung, args=(job,), daemon=True).start()
+
+    def _end_if_still_hung(self, job: p.Job) -> None:
+        time.sleep(max(TIME_LIMIT_GRACE_SECONDS, self.settings.lease_seconds))
+        if self.current is job:
+            print(f"worker {self.worker_id}: trial {job.tid} is hung past its time limit; exiting", flush=True)
+            os._exit(3)
 
     def _discard(self, result: dict[str, Any]) -> None:
         """Remove the files of a result the store refused, so each trial has one JSON result."""
@@ -242,35 +345,33 @@ class Worker:
         for path in paths:
             path.unlink(missing_ok=True)
 
-    def _evaluate(self, job: p.Job, point: dict[str, Any]) -> dict[str, Any]:
+    def _evaluate(self, job: p.Job, point: dict[str, Any], heartbeat: Heartbeat) -> dict[str, Any]:
         metrics: list[dict[str, Any]] = []
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+            if heartbeat.lost:
+                raise TrialAbandoned(f"no longer this worker's trial, at epoch {epoch + 1}")
             metrics.append({"epoch": epoch + 1, "time": time.time(), **logs})
-            try:
-                self.store.push_metrics(job, metrics)
-            except Exception as exc:  # metrics are a convenience: never lose the trial for them
-                print(f"worker: could not store epoch metrics ({type(exc).__name__})", flush=True)
+            with self.stopper.shielded():  # metrics are a convenience: never lose the trial for them
+                call_quietly(lambda: self.store.push_metrics(job, metrics), "storing epoch metrics", NOTICE)
 
-        try:
-            return self.objective(point, self.settings, tid=job.tid, on_epoch=on_epoch)
-        except (KeyboardInterrupt, HksError):
-            raise
-        except Exception as exc:  # the objective's own failure is the trial's result, as in run_trial
-            return {"status": res.STATUS_FAIL, "loss": None, "space": point, "model_name": res.make_model_name(None),
-                    "error": f"{type(exc).__name__}: {exc}"[:500], "error_type": type(exc).__name__,
-                    "traceback": traceback.format_exc(), "history": {}}
+        should_prune = self.oracle.prune_hook(job.tid) if self.oracle is not None else None
+        with self.stopper.interrupting():
+            return call_objective(self.objective, point, settings=self.settings, tid=job.tid, on_epoch=on_epoch,
+                                  should_prune=should_prune)
 
 
-def start_worker(local: Settings, *, space_name: str | None = None, objective_name: str | None = None) -> Worker:
+def start_worker(local: Settings, *, space_name: str | None = None, objective_name: str | None = None,
+                 stopper: Stopper | None = None) -> Worker:
     """Connect, wait for the experiment and check it: a ready :class:`Worker` (or a one-line error)."""
     check_settings(local)
     url = store_url(local)
     if not url:
         raise WorkerError("a worker needs a job store: pass --store URL (or set HKS_STORE, or MONGO_DB_HOST)")
     pin_gpu(local.gpu)
-    store = open_store(url)
-    experiment = _wait_for_experiment(store, local.experiment_name, local.idle_timeout)
+    stopper = stopper or Stopper()
+    store = open_store(url, patience=local.store_patience)
+    experiment = _wait_for_experiment(store, local, stopper)
     space, objective = check_experiment(experiment, space_name or experiment.space,
                                         objective_name or experiment.objective)
     settings = trial_settings(experiment, local)
@@ -280,11 +381,19 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
 
         configure_threads(settings.threads)
         import keras  # noqa: F401
-    return Worker(store, experiment, settings, space, objective)
+    oracle = pruning_oracle(store, settings)
+    return Worker(store, experiment, settings, space, objective, stopper=stopper, oracle=oracle)
 
 
-def _raise_stopped(signum, _frame) -> None:
-    raise Stopped(f"signal {signum}")
+def pruning_oracle(store: p.JobStore, settings: Settings) -> Any:
+    """The oracle a worker asks after each epoch whether to stop (None without ``--prune``); it reads the
+    other trials' curves from the store, so every worker decides as the master would."""
+    if settings.prune == "none":
+        return None
+    from hks.oracle import Oracle
+    from hks.pruners import make_pruner
+
+    return Oracle(store, settings.experiment_name, None, make_pruner(settings))
 
 
 def _explicit(args: argparse.Namespace, name: str) -> str | None:
@@ -295,15 +404,16 @@ def _explicit(args: argparse.Namespace, name: str) -> str | None:
 
 def worker_command(args: argparse.Namespace) -> int:
     local = config.resolve({k: getattr(args, k, None) for k in WORKER_FLAGS})
-    signal.signal(signal.SIGTERM, _raise_stopped)
+    stopper = Stopper()
+    stopper.install()
     worker = None
     try:
         worker = start_worker(local, space_name=_explicit(args, "space"),
-                              objective_name=_explicit(args, "objective"))
+                              objective_name=_explicit(args, "objective"), stopper=stopper)
         worker.run(max_trials=args.max_trials)
-    except Stopped:
-        print("worker: stopped by SIGTERM", flush=True)
-        return 143
+    except Stopped as exc:
+        print(f"worker: stopped by signal {exc.signum}", flush=True)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("worker: interrupted", flush=True)
         return 130

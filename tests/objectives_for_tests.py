@@ -1,7 +1,8 @@
 """A cheap objective and spaces for the distributed tests, imported by name by real worker processes.
 
-``quadratic`` behaves like ``hks.objective:run_trial`` (same signature, reports epochs, writes its
-JSON result) but sleeps instead of training, so the tests exercise the protocol, not TensorFlow.
+``quadratic`` behaves like ``hks.objective:run_trial`` (same signature, reports epochs, returns its
+result for whoever completes the trial to write) but sleeps instead of training, so the tests
+exercise the protocol, not TensorFlow.
 ``HKS_TEST_TRIAL_SECONDS`` sets how long a trial takes.
 """
 
@@ -34,7 +35,6 @@ def quadratic(point, settings, *, tid=None, on_epoch=None, **_):
     result = {"status": res.STATUS_OK, "loss": loss, "fine_best_accuracy": -loss, "space": point, "tid": tid,
               "epochs_run": EPOCHS, "started_at": started, "finished_at": time.time(),
               "train_seconds": time.time() - started, "model_name": res.make_model_name(-loss)}
-    res.write_result(result, settings.results_dir)
     return result
 
 
@@ -44,3 +44,38 @@ def missing_data(point, settings, **_):
     from hks.errors import DatasetError
 
     raise DatasetError(f"{settings.data_dir}/cifar-100-python.tar.gz not found: put the archive there")
+
+
+def dies_on_first_trial(point, settings, *, tid=None, **kwargs):
+    """Kills its own process (as a segfault or the kernel's OOM killer would) on trial 0."""
+    import signal
+
+    if tid == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return quadratic(point, settings, tid=tid, **kwargs)
+
+
+def flat_quadratic(point, **_):
+    """A cheap objective over tests/spaces/flat_space.py, for --algo gp with workers."""
+    return (point["x"] - 0.3) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
+
+
+def learning_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None, **_):
+    """A trial of ``settings.epochs`` quick "epochs" whose validation accuracy rises towards a level set by
+    the point (better near x = 1), asking ``should_prune`` after each epoch as hks's own trials do."""
+    level = 1.0 / (1.0 + (point["x"] - 1.0) ** 2)
+    history = {"val_fine_accuracy": []}
+    for epoch in range(settings.epochs):
+        accuracy = level * (1.0 - 0.5 ** (epoch + 1))
+        history["val_fine_accuracy"].append(accuracy)
+        logs = {"val_fine_accuracy": accuracy, "loss": 1.0 - accuracy}
+        if on_epoch is not None:
+            on_epoch(epoch, logs)
+        decision = should_prune(epoch, logs) if should_prune is not None else False
+        if decision:
+            return {"status": res.STATUS_PRUNED, "pruned": True, "loss": -max(history["val_fine_accuracy"]),
+                    "fine_best_accuracy": max(history["val_fine_accuracy"]), "history": history,
+                    "pruned_at_epoch": epoch + 1, "rung": getattr(decision, "rung", None), "epochs_run": epoch + 1}
+    best = max(history["val_fine_accuracy"])
+    return {"status": res.STATUS_OK, "loss": -best, "fine_best_accuracy": best, "history": history,
+            "epochs_run": settings.epochs}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 
-import pytest
+from needs import require, unavailable
 
 POSTGRES_ENV = "HKS_TEST_POSTGRES_URL"
 
@@ -15,10 +15,7 @@ def postgres_url() -> str:
     """The test server's URL; skips outside CI when unset, fails in CI (a missing server is a bug there)."""
     url = os.environ.get(POSTGRES_ENV, "")
     if not url:
-        reason = f"{POSTGRES_ENV} is unset: run 'source .ci/postgres.sh' first to start a PostgreSQL server"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"{POSTGRES_ENV} is unset: run 'source .ci/postgres.sh' first to start a PostgreSQL server")
     return url
 
 
@@ -37,7 +34,7 @@ def make_store(kind: str, tmp_path):
 
         return open_store(postgres_url())
     if kind == "mongomock":
-        mongomock = pytest.importorskip("mongomock")
+        mongomock = require("mongomock")
         from hks.store.mongo import MongoStore
 
         return MongoStore(mongomock.MongoClient(), "hks", "mongodb://mock/hks")

@@ -14,10 +14,12 @@ from hks import cli
 from hks.bayesopt import Choice, Float, Int, ax_loop
 from hks.bayesopt.fixed_model import build_fixed, check_space, full_point
 from hks.bayesopt.flat import check_flat_space, to_hyperopt
-from hks.bayesopt.search import AX_FILE, run_gp_search
 from hks.config import Settings
-from hks.errors import ConfigError, SpaceError, TrialsFileError
+from hks.errors import ConfigError, SpaceError
+from hks.samplers.ax_gp import AxSampler
 from hks.space import SPACE as CLASSIC_SPACE
+from hks.store import protocol as p
+from hks.study import run_search
 
 MIXED = {
     "x": Float(-5, 10),
@@ -31,15 +33,15 @@ MIXED = {
 
 
 def _in_space(point: dict, space: dict) -> bool:
-    for name, p in space.items():
+    for name, param in space.items():
         value = point[name]
-        if isinstance(p, Choice):
-            if value not in p.values or type(value) is not type(p.values[0]):
+        if isinstance(param, Choice):
+            if value not in param.values or type(value) is not type(param.values[0]):
                 return False
-        elif isinstance(p, Int):
-            if not (isinstance(value, (int, np.integer)) and p.low <= value <= p.high):
+        elif isinstance(param, Int):
+            if not (isinstance(value, (int, np.integer)) and param.low <= value <= param.high):
                 return False
-        elif not (isinstance(value, float) and p.low <= value <= p.high):
+        elif not (isinstance(value, float) and param.low <= value <= param.high):
             return False
     return True
 
@@ -47,7 +49,6 @@ def _in_space(point: dict, space: dict) -> bool:
 # --- flat spaces -----------------------------------------------------------------------------
 
 def test_flat_space_to_ax_parameters_keeps_kinds_bounds_and_scales():
-    pytest.importorskip("ax")
     from hks.bayesopt.flat import to_ax_parameters
 
     configs = {c.name: c for c in to_ax_parameters(MIXED)}
@@ -66,7 +67,7 @@ def test_flat_space_to_hyperopt_samples_stay_in_range_with_their_types():
 
     space = to_hyperopt(MIXED)
     points = [sample(space, rng=np.random.default_rng(seed)) for seed in range(200)]
-    assert all(_in_space(p, MIXED) for p in points), next(p for p in points if not _in_space(p, MIXED))
+    assert all(_in_space(x, MIXED) for x in points), next(x for x in points if not _in_space(x, MIXED))
     # Int end points are reachable and an ordered choice reaches every value.
     assert {p["units"] for p in points} == set(range(1, 9))
     assert {p["size"] for p in points} == {16, 32, 64, 128}
@@ -109,7 +110,8 @@ def test_without_learning_rate_in_the_space_base_lr_applies_and_auto_is_refused(
     assert math.isclose(float(model.optimizer.learning_rate), 0.02, rel_tol=1e-6)
     assert model.optimizer.momentum == 0.5
     with pytest.raises(ConfigError, match="--base-lr auto does not apply to --algo gp"):
-        run_gp_search(Settings(algo="gp", base_lr="auto", results_dir=str(tmp_path)))
+        run_search(Settings(algo="gp", base_lr="auto", results_dir=str(tmp_path),
+                            trials_file=str(tmp_path / "results.pkl")))
     assert not any(tmp_path.iterdir())
 
 
@@ -133,39 +135,51 @@ def test_gp_without_ax_is_a_one_line_error_naming_the_extra(monkeypatch, tmp_pat
     with pytest.raises(ConfigError, match=r"pip install -e \.\[bo\]"):
         ax_loop.import_ax()
     code = cli.main(["search", "--algo", "gp", "--results-dir", str(tmp_path), "--max-evals", "1",
+                     "--trials-file", str(tmp_path / "results.pkl"),
                      "--no-plots", "--no-download", "--data-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "pip install -e .[bo]" in err and "torch" in err
-    assert not (tmp_path / AX_FILE).exists()
+    assert not (tmp_path / "results.pkl").exists()
 
 
 # --- the Ax loop on a cheap objective ----------------------------------------------------------
 
-def test_any_flat_space_goes_through_sobol_then_gp_and_failures_are_marked(tmp_path):
-    pytest.importorskip("ax")
-    ax_loop.limit_threads(1)
-    seen = []
+def _record(sampler, tid, doc, loss):
+    job = p.Job("e", tid, doc=doc)
+    if loss is None:
+        return job
+    point = sampler._point(job)
+    job.state, job.result = p.DONE, {"status": "ok" if loss == loss else "fail", "loss": loss if loss == loss
+                                     else None, "space": point}
+    return job
 
-    def evaluate(index, point):
-        seen.append(point)
-        if index == 2:
-            return {"status": "fail", "loss": None, "error": "diverged"}
-        return {"status": "ok", "loss": (point["x"] - 1) ** 2 + math.log(point["rate"]) ** 2 + point["units"]
-                + (point["kind"] != "b") + point["size"] / 16 + point["flag"] + math.log(point["width"])}
 
-    client = ax_loop.new_client(MIXED, seed=3, init_trials=3, name="mixed")
-    ax_loop.optimize(client, evaluate, 5)
-    ax_loop.save_client(client, tmp_path / "ax.json")
-    client = ax_loop.load_client(tmp_path / "ax.json")
-    ax_loop.optimize(client, evaluate, 7)  # resumed: two more, none repeated
+def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_points(tmp_path):
+    space_file = tmp_path / "mixed_space.py"
+    space_file.write_text("from hks.bayesopt import Choice, Float, Int\n"
+                          "SPACE = {'x': Float(-5, 10), 'rate': Float(1e-4, 1.0, log=True), 'units': Int(1, 8), "
+                          "'kind': Choice(['a', 'b', 'c']), 'size': Choice([16, 32, 64, 128], ordered=True)}\n")
+    from hks.space import load_space
 
-    assert len(seen) == 7 and all(_in_space(p, MIXED) for p in seen)
-    statuses = {i: t.status.name for i, t in ax_loop.trials(client).items()}
-    assert statuses == {0: "COMPLETED", 1: "COMPLETED", 2: "FAILED", 3: "COMPLETED", 4: "COMPLETED",
-                        5: "COMPLETED", 6: "COMPLETED"}
-    nodes = list(client.summarize().sort_values("trial_index")["generation_node"])
-    assert nodes[:4] == ["CenterOfSearchSpace", "Sobol", "Sobol", "Sobol"] and nodes[-1] == "MBM"
+    settings = Settings(algo="gp", space=str(space_file), gp_init_trials=3, seed=3, threads=1)
+    sampler = AxSampler(settings, load_space(str(space_file)))
+    history = []
+
+    def loss(point):
+        return (point["x"] - 1) ** 2 + math.log(point["rate"]) ** 2 + point["units"] + (point["kind"] != "b")
+
+    sobol = sampler.suggest(history, [0, 1, 2, 3])
+    assert sobol == sampler.suggest(history, [0, 1, 2, 3])  # quasi-random by trial id: the same on resume
+    for tid, doc in enumerate(sobol):
+        point = sampler._point(p.Job("e", tid, doc=doc))
+        history.append(_record(sampler, tid, doc, float("nan") if tid == 2 else loss(point)))
+    pending = sampler.suggest(history, [4, 5])  # 3 scored trials: the GP proposes a batch of two
+    points = [sampler._point(p.Job("e", 4 + i, doc=doc)) for i, doc in enumerate(pending)]
+    assert points[0] != points[1]
+    for point in points:
+        assert -5 <= point["x"] <= 10 and 1 <= point["units"] <= 8 and point["kind"] in "abc"
+        assert point["size"] in (16, 32, 64, 128)
 
 
 # --- the real search ---------------------------------------------------------------------------
@@ -177,20 +191,16 @@ def gp_settings(tmp_path: Path, cifar10_dir: Path) -> Settings:
                     results_dir=str(tmp_path / "results"), trials_file=str(tmp_path / "results.pkl"))
 
 
-def test_real_gp_search_writes_results_saves_ax_and_resumes_exactly(gp_settings, capsys):
-    pytest.importorskip("ax")
-    from hks.search import run_search
-
+def test_real_gp_search_writes_results_and_resumes_exactly(gp_settings, capsys):
     first = run_search(gp_settings)
-    ax_file = Path(gp_settings.results_dir) / AX_FILE
-    assert len(first) == 3 and ax_file.exists()
+    assert len(first) == 3 and Path(gp_settings.trials_file).exists()
     out = capsys.readouterr().out
     assert "trial 3/3:" in out and "best" in out
 
     second = run_search(gp_settings.replace(max_evals=5))
     assert "resuming search: 3/5 trials done" in capsys.readouterr().out
     assert [r["tid"] for r in second] == [0, 1, 2, 3, 4]
-    assert second[:3] == first[:3]
+    assert [r["model_name"] for r in second[:3]] == [r["model_name"] for r in first]
     on_disk = [json.loads(p.read_text()) for p in Path(gp_settings.results_dir).glob("*.txt.json")]
     assert len(on_disk) == 5  # no trial repeated
     flat = [(r["space"]["learning_rate"], r["space"]["momentum"], r["space"]["weight_decay"]) for r in on_disk]
@@ -200,11 +210,12 @@ def test_real_gp_search_writes_results_saves_ax_and_resumes_exactly(gp_settings,
         assert 1e-4 <= result["space"]["learning_rate"] <= 1.0 and 0 <= result["space"]["momentum"] <= 1
         if result["status"] == "ok":
             assert result["loss"] == -result["fine_best_accuracy"] and "val_fine_accuracy" in result["history"]
-    assert run_search(gp_settings.replace(max_evals=5)) == second  # budget reached: nothing retrained
+    assert [r["model_name"] for r in run_search(gp_settings.replace(max_evals=5))] == \
+        [r["model_name"] for r in second]  # budget reached: nothing retrained
 
-    saved = ax_file.read_bytes()
+    saved = Path(gp_settings.trials_file).read_bytes()
     other = Path(gp_settings.results_dir).parent / "other_space.py"
     other.write_text("from hks.bayesopt import Float\nSPACE = {'learning_rate': Float(1e-3, 1e-1, log=True)}\n")
-    with pytest.raises(TrialsFileError, match="belongs to another GP search"):
+    with pytest.raises(ConfigError, match="was made with --space"):
         run_search(gp_settings.replace(gp_space=str(other), max_evals=6))
-    assert ax_file.read_bytes() == saved
+    assert Path(gp_settings.trials_file).read_bytes() == saved

@@ -55,22 +55,33 @@ def test_compose_has_a_database_a_master_and_scalable_workers(name, database):
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
-def test_the_containers_settings_name_the_database_service_with_no_password_in_the_url(name):
-    services = _compose(name)["services"]
-    env = _env_example()
+def test_the_containers_settings_name_the_database_service_and_get_the_password_as_a_secret_file(name):
+    compose = _compose(name)
+    services, env = compose["services"], _env_example()
+    [secret] = compose["secrets"]
+    password_variable = compose["secrets"][secret]["environment"]
+    assert password_variable in env and "PASSWORD" in password_variable
     for service_name in ("hks_hyperopt", "hks_hyperopt_worker"):
         environment = _environment(services[service_name], env)
         settings = resolve({}, environment)
         url = store_url(settings)
         assert ("hks_mongo_db:27017" in url) if "postgres" not in name else ("hks_postgres_db:5432" in url)
-        assert environment["HKS_STORE_PASSWORD"] and environment["HKS_STORE_PASSWORD"] not in url
+        assert env[password_variable] not in url and env[password_variable] not in environment.values()
+        assert "HKS_STORE_PASSWORD" not in environment
+        assert environment["HKS_STORE_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+        assert services[service_name]["secrets"] == [secret]
         assert settings.workers == 0
+    database = next(s for n, s in services.items() if n.endswith("_db"))
+    assert database["secrets"] == [secret]
+    files = {key: value for key, value in database["environment"].items() if key.endswith("PASSWORD_FILE")}
+    assert list(files.values()) == [f"/run/secrets/{secret}"], database["environment"]
 
 
 def test_every_variable_the_compose_files_use_is_documented_in_env_example():
     used = set()
     for name in [*COMPOSE_FILES, "docker-compose.gpu.yml"]:
         used |= set(re.findall(r"\$\{(\w+)", (INFRA / name).read_text()))
+        used |= {secret["environment"] for secret in (_compose(name).get("secrets") or {}).values()}
     documented = set(_env_example())
     assert used <= documented, f"undocumented in .env.example: {sorted(used - documented)}"
     assert "MONGO_PASSWORD" in used and "POSTGRES_PASSWORD" in used

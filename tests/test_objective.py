@@ -7,8 +7,10 @@ from pathlib import Path
 import keras
 import pytest
 
-from hks import objective, search
+from hks import objective, study
+from hks.config import Settings
 from hks.errors import ConfigError
+from hks.seeding import TRAIN, trial_seed
 from hks.space import demo_point
 
 SMALL = {**demo_point(), "conv_hiddn_units_mult": 0.2, "fc_units_1_mult": 0.05, "residual": None,
@@ -39,10 +41,13 @@ def test_a_learning_trial_reports_consistent_fields_and_saves_its_model(cifar10_
     assert result["fine_end_accuracy"] == history["val_fine_accuracy"][-1]
     assert result["real_loss"] == min(history["val_loss"])
     assert result["fine_best_accuracy"] > 0.15  # CIFAR-10 chance level is 0.10
-    assert result["seed"] == settings.seed * 1000 + 7 and result["tid"] == 7
+    assert result["seed"] == trial_seed(settings.seed, 7, TRAIN) and result["tid"] == 7
     saved = keras.saving.load_model(result["weights_file"])
     assert saved.count_params() == result["params"]
-    on_disk = json.loads((Path(settings.results_dir) / f"{result['model_name']}.txt.json").read_text())
+    path = Path(settings.results_dir) / f"{result['model_name']}.txt.json"
+    assert not path.exists()  # run_trial writes nothing: whoever completes the trial saves it, once
+    assert objective.save_result(result, settings.results_dir) == path
+    on_disk = json.loads(path.read_text())
     assert on_disk["weights_file"] == result["weights_file"] and on_disk["history"] == history
 
 
@@ -62,14 +67,14 @@ def test_base_learning_rate_setting_reaches_the_optimizer(cifar10_settings, monk
 
 
 def test_auto_base_lr_is_calibrated_once_and_reused_on_resume(monkeypatch):
-    from hks.autolr import search as autolr
+    from hks.autolr import calibrate as autolr
 
     calls = []
     monkeypatch.setattr(autolr, "calibrate_base_lr", lambda settings: calls.append(1) or 0.0042)
-    settings = search.Settings(base_lr="auto")
-    assert search.resolve_base_lr(settings, {}).base_lr == "0.0042" and calls == [1]
-    assert search.resolve_base_lr(settings, {"base_lr": "0.0042"}).base_lr == "0.0042" and calls == [1]
-    assert search.resolve_base_lr(settings.replace(base_lr="0.01"), {"base_lr": "0.0042"}).base_lr == "0.01"
+    settings = Settings(base_lr="auto")
+    assert study.resolve_base_lr(settings, {}).base_lr == "0.0042" and calls == [1]
+    assert study.resolve_base_lr(settings, {"base_lr": "0.0042"}).base_lr == "0.0042" and calls == [1]
+    assert study.resolve_base_lr(settings.replace(base_lr="0.01"), {"base_lr": "0.0042"}).base_lr == "0.01"
 
 
 def test_delete_results_script_asks_then_deletes(tmp_path):

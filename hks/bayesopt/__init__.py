@@ -5,6 +5,5 @@ Ax is imported only when a GP search starts, with a one-line error naming the ex
 """
 
 from hks.bayesopt.flat import Choice, Float, Int
-from hks.bayesopt.search import run_gp_search
 
-__all__ = ["Choice", "Float", "Int", "run_gp_search"]
+__all__ = ["Choice", "Float", "Int"]

@@ -16,6 +16,7 @@ from hks.errors import SpaceError
 from hks.model import build_model, make_optimizer
 
 OPTIMIZER = "SGD"
+FIXED_OBJECTIVE = "hks.bayesopt.fixed_model:run_fixed_trial"  # what --algo gp trains, by name for workers
 
 
 def fixed_architecture() -> dict[str, Any]:
@@ -74,3 +75,20 @@ def check_space(space: FlatSpace, origin: str) -> None:
             _, extra = split_point(point)
             raise SpaceError(f"{origin}: its keys {', '.join(sorted(extra))} must be keys of hks.space.SPACE or "
                              f"arguments of keras.optimizers.{point['optimizer']} ({exc})") from None
+
+
+def run_fixed_trial(point: dict[str, Any], settings, **kwargs: Any) -> dict[str, Any]:
+    """One ``--algo gp`` trial: the fixed architecture configured by a flat point."""
+    import functools
+
+    from hks.config import is_auto
+    from hks.errors import ConfigError
+    from hks.objective import base_learning_rate, run_trial
+
+    if is_auto(settings.base_lr):
+        raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
+    from hks.evaluation import accepted
+
+    build = functools.partial(build_fixed, base_lr=base_learning_rate(settings))
+    wanted = accepted(run_trial)[1]
+    return run_trial(full_point(point), settings, build=build, **{k: v for k, v in kwargs.items() if k in wanted})

@@ -24,7 +24,7 @@ from hks.report import payload as pl
 from hks.report.frame import ACCURACY, flatten_point, param_columns, results_frame
 from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
-from hks.report.snapshot import STATUS_PRUNED, Snapshot, as_snapshot
+from hks.report.snapshot import Snapshot, as_snapshot
 
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "report"
@@ -148,7 +148,7 @@ def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str) -> list[str]:
     if frame.empty:
         return lines
     counts = frame["status"].value_counts()
-    pruned = int(counts.get(STATUS_PRUNED, 0))
+    pruned = int(counts.get(res.STATUS_PRUNED, 0))
     lines.append(f"{len(frame)} trial(s): {int(counts.get(res.STATUS_OK, 0))} succeeded, "
                  f"{int(counts.get(res.STATUS_FAIL, 0))} failed" + (f", {pruned} pruned" if pruned else "") +
                  f"; {frame['train_seconds'].sum() / 60:.1f} minutes of training in all.")

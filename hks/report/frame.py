@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from hks import results as res
-from hks.report.snapshot import STATUS_PRUNED
 
 PARAM_PREFIX = "hp:"
 ACCURACY = "accuracy"  # validation fine accuracy, the search's metric (successful trials only)
@@ -61,12 +60,12 @@ def results_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     rows = []
     for index, result in enumerate(results):
         ok = result.get("status") == res.STATUS_OK and math.isfinite(_finite_or_nan(result.get("loss")))
-        pruned = result.get("status") == STATUS_PRUNED
+        pruned = result.get("status") == res.STATUS_PRUNED
         row = {
             "index": index,  # where the result is in the list given, whatever the order here
             "number": index + 1,
             "tid": result.get("tid"),
-            "status": res.STATUS_OK if ok else STATUS_PRUNED if pruned else res.STATUS_FAIL,
+            "status": res.STATUS_OK if ok else res.STATUS_PRUNED if pruned else res.STATUS_FAIL,
             ACCURACY: -_finite_or_nan(result.get("loss")) if ok else math.nan,
             REACHED: -_finite_or_nan(result.get("loss")) if ok else _reached(result) if pruned else math.nan,
             "pruned_at_epoch": result.get("pruned_at_epoch") if pruned else None,

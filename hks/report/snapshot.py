@@ -16,7 +16,6 @@ from typing import Any
 
 QUEUED = "queued"
 RUNNING = "running"
-STATUS_PRUNED = "pruned"
 
 
 @dataclass

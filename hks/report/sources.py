@@ -3,14 +3,14 @@
 The default follows what a search leaves behind: the trials file when it exists, else the JSON
 results folder. :func:`load_source` returns the finished results (see :mod:`hks.results`) in trial
 order; :func:`load_snapshot` adds what the page needs while a search runs (queued and running
-trials, budget, start time, whether it is over). Only a job store knows about running trials, through
-:func:`store_snapshot`, the one adapter from :class:`hks.store.protocol.JobStore` to the report.
+trials, budget, start time, whether it is over). ``results.pkl`` and every store hold the same trial
+records (:class:`hks.store.protocol.Job`); :func:`records_snapshot` is the one adapter from them to
+the report.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -54,46 +54,72 @@ def load_snapshot(source: str | os.PathLike | None, settings: Settings, *, watch
     source = str(source) if source is not None else default_source(settings)
     if is_store_url(source):
         with _open_store(source) as store:
-            return store_snapshot(store, settings.experiment_name)
+            record = _experiment(store, settings.experiment_name)
+            return records_snapshot(record, store.load(settings.experiment_name), settings)
     path = Path(source)
     if path.is_file():
-        results, experiment = _read_trials_pickle(path)
-        budget = (experiment.get("settings") or {}).get("max_evals")
-        return _snapshot(results, budget, settings.experiment_name, experiment.get("dataset") or settings.dataset)
+        return records_snapshot(*_read_pickle(path), settings)
     results = load_source(source, settings)
-    snapshot = _snapshot(results, None, settings.experiment_name, settings.dataset)
-    snapshot.finished = not watching
-    return snapshot
-
-
-def _snapshot(results: list[dict[str, Any]], budget: Any, experiment: str, dataset: str) -> Snapshot:
     starts = [r["started_at"] for r in results if isinstance(r.get("started_at"), (int, float))]
+    return Snapshot(results, started_at=min(starts) if starts else None, finished=not watching,
+                    experiment=settings.experiment_name,
+                    dataset=next((r["dataset"] for r in results if r.get("dataset")), settings.dataset))
+
+
+def records_snapshot(record: Any, jobs: list[Any], settings: Settings) -> Snapshot:
+    """Trial records (:class:`~hks.store.protocol.Job`) and their experiment as a snapshot: finished jobs as
+    results, ``new`` ones as queued, ``running`` ones with their owner and per-epoch metrics."""
+    from hks.store.protocol import FINAL_STATES, NEW
+
+    pending_jobs = sorted((j for j in jobs if j.state not in FINAL_STATES), key=lambda j: j.tid)
+    space = _space(record) if pending_jobs else None
+    pending = [PendingTrial(j.tid, QUEUED if j.state == NEW else RUNNING, _point(space, j), j.owner,
+                            j.book_time, list(j.metrics or [])) for j in pending_jobs]
+    results = finished_results(record, jobs)
+    saved = (record.settings if record is not None else None) or {}
+    budget = saved.get("max_evals")
     budget = int(budget) if isinstance(budget, (int, float)) else None
-    dataset = next((r["dataset"] for r in results if r.get("dataset")), dataset)
-    return Snapshot(results, budget=budget, started_at=min(starts) if starts else None,
-                    finished=budget is None or len(results) >= budget, experiment=experiment, dataset=dataset)
+    starts = [j.book_time for j in jobs if j.book_time] or [r["started_at"] for r in results
+                                                          if isinstance(r.get("started_at"), (int, float))]
+    return Snapshot(results, pending, budget, min(starts) if starts else None,
+                    finished=not pending and (budget is None or len(results) >= budget),
+                    experiment=record.exp_key if record is not None else settings.experiment_name,
+                    dataset=saved.get("dataset") or settings.dataset)
+
+
+def _space(record: Any) -> Any:
+    from hks.space import load_space
+
+    try:
+        return load_space(record.space) if record is not None else None
+    except HksError:  # a space that cannot be imported here: pending trials are shown without settings
+        return None
+
+
+def _point(space: Any, job: Any) -> dict[str, Any]:
+    from hyperopt import space_eval
+
+    if space is None:
+        return {}
+    try:
+        return dict(space_eval(space, job.vals()))
+    except Exception:  # noqa: BLE001 - a point that cannot be rebuilt is shown without its settings
+        return {}
+
+
+def _read_pickle(path: Path) -> tuple[Any, list[Any]]:
+    from hks.errors import TrialsFileError
+    from hks.store.pickle_file import read_records
+
+    try:
+        return read_records(path)
+    except TrialsFileError as exc:
+        raise ReportSourceError(f"{exc}; or pass --from with the results folder instead") from None
 
 
 def load_trials_pickle(path: Path) -> list[dict[str, Any]]:
-    """Results of the hyperopt ``Trials`` pickled in ``path`` (what the local search saves)."""
-    return _read_trials_pickle(path)[0]
-
-
-def _read_trials_pickle(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    try:
-        with path.open("rb") as handle:
-            trials = pickle.load(handle)
-    except Exception as exc:  # noqa: BLE001 - unpickling raises anything; all mean "unreadable"
-        raise ReportSourceError(f"{path} is not a readable trials pickle ({type(exc).__name__}: {exc}); "
-                                "pass --from with the results folder instead") from None
-    if not hasattr(trials, "trials"):
-        raise ReportSourceError(f"{path} holds a {type(trials).__name__}, not hyperopt Trials; "
-                                "pass --from with the results folder instead")
-    from hks.search import EXPERIMENT_KEY
-
-    experiment = getattr(trials, "attachments", {}).get(EXPERIMENT_KEY) or {}
-    base_lr = (experiment.get("settings") or {}).get("base_lr")
-    return with_base_lr(res.results_from_trials(trials), base_lr), experiment
+    """Results of the ``results.pkl`` a local search saves (read without taking its lock)."""
+    return finished_results(*_read_pickle(path))
 
 
 def with_base_lr(results: list[dict[str, Any]], base_lr: Any) -> list[dict[str, Any]]:
@@ -131,38 +157,30 @@ def _open_store(url: str) -> Any:
 def load_store(url: str, settings: Settings) -> list[dict[str, Any]]:
     """Finished trials of experiment ``--experiment-name`` in a distributed job store, by trial id."""
     with _open_store(url) as store:
-        return store_snapshot(store, settings.experiment_name).results
+        return store_results(store, settings.experiment_name)
 
 
-def store_snapshot(store: Any, experiment: str) -> Snapshot:
-    """An experiment in a :class:`~hks.store.protocol.JobStore`: finished jobs as results (completed like
-    the master completes them), ``new`` jobs as queued and ``running`` ones with their owner and metrics."""
-    from hks.distributed import finished_result
-    from hks.space import load_space
-    from hks.store.protocol import FINAL_STATES, NEW
+def store_results(store: Any, experiment: str) -> list[dict[str, Any]]:
+    """The results of an open store's finished jobs, completed like the master completes them."""
+    return finished_results(_experiment(store, experiment), store.load(experiment))
 
+
+def _experiment(store: Any, experiment: str) -> Any:
     record = store.get_experiment(experiment)
     if record is None:
         raise ReportSourceError(f"the store {store.url} has no experiment {experiment!r}: pass the search's "
                                 "--experiment-name (EXPERIMENT_NAME)")
-    jobs = store.load(experiment)
-    finished = [j for j in jobs if j.state in FINAL_STATES]
-    needs_space = any(j.state not in FINAL_STATES or (j.result or {}).get("space") is None for j in jobs)
+    return record
+
+
+def finished_results(record: Any, jobs: list[Any]) -> list[dict[str, Any]]:
+    """Result dicts of the finished jobs, by trial id (the space is rebuilt only if a result lacks it)."""
+    from hks.space import load_space
+    from hks.store.hyperopt_docs import finished_result
+    from hks.store.protocol import FINAL_STATES
+
+    jobs = sorted((j for j in jobs if j.state in FINAL_STATES), key=lambda j: j.tid)
+    needs_space = record is not None and any((j.result or {}).get("space") is None for j in jobs)
     space = load_space(record.space) if needs_space else None
-    results = with_base_lr([finished_result(job, space) for job in finished], record.settings.get("base_lr"))
-    pending = [PendingTrial(j.tid, QUEUED if j.state == NEW else RUNNING, _point(space, j), j.owner,
-                            j.book_time, list(j.metrics or [])) for j in jobs if j.state not in FINAL_STATES]
-    budget = record.settings.get("max_evals")
-    budget = int(budget) if isinstance(budget, (int, float)) else None
-    return Snapshot(results, pending, budget, record.created_at,
-                    finished=not pending and (budget is None or len(results) >= budget), experiment=experiment,
-                    dataset=record.settings.get("dataset") or "")
-
-
-def _point(space: Any, job: Any) -> dict[str, Any]:
-    from hyperopt import space_eval
-
-    try:
-        return dict(space_eval(space, job.vals()))
-    except Exception:  # noqa: BLE001 - a point that cannot be rebuilt is shown without its settings
-        return {}
+    base_lr = record.settings.get("base_lr") if record is not None else None
+    return with_base_lr([finished_result(job, space) for job in jobs], base_lr)

@@ -8,57 +8,34 @@ password masked, so credentials never reach a terminal or a log.
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
-from urllib.parse import unquote
 
 from hks.config import Settings
 from hks.errors import ConfigError, StoreError
 from hks.store.protocol import JobStore
+from hks.store.retry import describe, is_outage, is_store_error, retrying
+from hks.store.urls import (
+    PASSWORD_ENV,
+    PASSWORD_FILE_ENV,
+    USER_ENV,
+    credentials,
+    env_credentials,
+    mask_url,
+    scrub,
+    split_credentials,
+)
+
+__all__ = ["JobStore", "USER_ENV", "PASSWORD_ENV", "PASSWORD_FILE_ENV", "check_settings", "describe",
+           "env_credentials", "is_outage", "is_store_error", "local_store_url", "mask_url", "open_store",
+           "retrying", "split_credentials", "store_url"]
 
 MONGO_DB_NAME = "hks"
 LOCAL_STORE_FILE = "store.sqlite3"
 CONNECT_TIMEOUT_SECONDS = 10
-USER_ENV, PASSWORD_ENV = "HKS_STORE_USER", "HKS_STORE_PASSWORD"
-_USAGE = ("use sqlite:///PATH, postgresql://USER:PASSWORD@HOST:PORT/DB or mongodb://USER:PASSWORD@HOST:PORT/DB")
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (in the user part and in ``password=``)."""
-    url = re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", url)
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
-
-
-def split_credentials(url: str) -> tuple[str, dict[str, str]]:
-    """The URL without its password, and the environment that gives it back (for child processes,
-    so that no password shows in a process list)."""
-    match = re.search(r"://([^/@:]*):([^@/]*)@", url)
-    if not match:
-        return url, {}
-    bare = url[:match.start()] + f"://{match.group(1)}@" + url[match.end():]
-    return bare, {USER_ENV: unquote(match.group(1)), PASSWORD_ENV: unquote(match.group(2))}
-
-
-def is_store_error(exc: BaseException) -> bool:
-    """A database driver's error (connection lost, server restarting...), as opposed to a bug."""
-    return any(cls.__module__.startswith(("sqlalchemy", "pymongo", "psycopg", "sqlite3"))
-               for cls in type(exc).__mro__)
-
-
-def describe(exc: BaseException) -> str:
-    """A driver error in one line, with anything that looks like a URL password masked."""
-    return f"{type(exc).__name__}: {_scrub(exc, '')}"
-
-
-def _scrub(text: str, url: str) -> str:
-    """An error message, first line only, with the URL's password removed wherever it appears."""
-    match = re.search(r"://[^/@:]*:([^@/]*)@", url)
-    line = (str(text).strip().splitlines() or [""])[0]
-    line = re.split(r" \(configured timeouts|, Timeout: ", line)[0]  # pymongo appends its whole topology
-    if match and match.group(1):
-        line = line.replace(match.group(1), "***")
-    return mask_url(line)[:300]
+_USAGE = ("use sqlite:///PATH, postgresql://USER:PASSWORD@HOST:PORT/DB or mongodb://USER:PASSWORD@HOST:PORT/DB "
+          f"(or leave the password out of the URL and set {PASSWORD_ENV} or {PASSWORD_FILE_ENV})")
+# PostgreSQL SQLSTATEs of a refused login and of a database that does not exist.
+_PG_AUTH_STATES, _PG_NO_DATABASE = ("28P01", "28000"), "3D000"
 
 
 def store_url(settings: Settings) -> str:
@@ -83,7 +60,7 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"--lease-seconds must be > 0, got {settings.lease_seconds}")
     if settings.max_attempts < 1:
         raise ConfigError(f"--max-attempts must be >= 1, got {settings.max_attempts}")
-    for name in ("workers", "queue_len", "idle_timeout"):
+    for name in ("workers", "queue_len", "idle_timeout", "store_patience", "trial_time_limit"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")
     if ":" not in settings.objective:
@@ -91,18 +68,17 @@ def check_settings(settings: Settings) -> None:
                           "e.g. hks.objective:run_trial")
 
 
-def env_credentials() -> tuple[str, str] | None:
-    """(user, password) from HKS_STORE_USER / HKS_STORE_PASSWORD, for URLs that carry none.
+def open_store(url: str, *, timeout: float = CONNECT_TIMEOUT_SECONDS, patience: float = 0.0) -> JobStore:
+    """Connect to the store a URL names (creating its tables/indexes), or raise a one-line StoreError.
 
-    Deliberately not settings: settings are saved in the experiment record and in results."""
-    password = os.environ.get(PASSWORD_ENV, "")
-    return (os.environ.get(USER_ENV, ""), password) if password else None
-
-
-def open_store(url: str, *, timeout: float = CONNECT_TIMEOUT_SECONDS) -> JobStore:
-    """Connect to the store a URL names (creating its tables/indexes), or raise a one-line StoreError."""
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    An unreachable server is waited for up to ``patience`` seconds (a worker started before its
+    database); a refused login, a missing database or a malformed URL fail at once."""
     shown = mask_url(url)
+    return retrying(lambda: _open(url, shown, timeout), f"connecting to {shown}", patience)
+
+
+def _open(url: str, shown: str, timeout: float) -> JobStore:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     try:
         if scheme == "sqlite" or scheme.startswith(("sqlite+", "postgresql", "postgres")):
             return _open_sql(url, shown)
@@ -111,9 +87,22 @@ def open_store(url: str, *, timeout: float = CONNECT_TIMEOUT_SECONDS) -> JobStor
     except StoreError:
         raise
     except Exception as exc:
-        raise StoreError(f"cannot open the job store {shown}: {_scrub(exc, url)} "
-                         "(is the server running and reachable, and are the user and password right?)") from None
+        if is_store_error(exc) and is_outage(exc):
+            raise
+        raise StoreError(f"cannot open the job store {shown}: {describe(exc)} ({_hint(exc)})") from None
     raise StoreError(f"unsupported job store URL {shown!r}: {_USAGE}")
+
+
+def _hint(exc: BaseException) -> str:
+    """What to check, from the error's kind: a refused login is not a missing database."""
+    original = getattr(exc, "orig", exc)
+    state = getattr(original, "sqlstate", None) or ""
+    text = str(exc).lower()
+    if state == _PG_NO_DATABASE or "does not exist" in text:
+        return "the database named in the URL does not exist: create it, or fix the URL's /DB part"
+    if state in _PG_AUTH_STATES or "authentication failed" in text or "auth failed" in text:
+        return f"the server refused the user or password: check them (URL, {PASSWORD_ENV} or {PASSWORD_FILE_ENV})"
+    return "is the URL right and the server reachable?"
 
 
 def _open_sql(url: str, shown: str) -> JobStore:
@@ -121,10 +110,11 @@ def _open_sql(url: str, shown: str) -> JobStore:
 
     from hks.store.sql import SqlStore, make_engine
 
+    parsed, login = credentials(url)
     try:
-        engine = make_engine(url, env_credentials())
+        engine = make_engine(parsed.without_userinfo() if login else url, login)
     except (sa.exc.ArgumentError, ValueError) as exc:
-        raise StoreError(f"malformed job store URL {shown!r} ({_scrub(exc, url)}): {_USAGE}") from None
+        raise StoreError(f"malformed job store URL {shown!r} ({scrub(str(exc))}): {_USAGE}") from None
     except ModuleNotFoundError as exc:
         raise StoreError(f"the driver for {shown} is not installed ({exc.name}); pip install psycopg") from None
     return SqlStore(engine, shown)
@@ -136,20 +126,24 @@ def _open_mongo(url: str, shown: str, timeout: float) -> JobStore:
 
     from hks.store.mongo import MongoStore
 
+    parsed, login = credentials(url)
+    bare = parsed.without_userinfo() if login else url
     try:
-        parsed = parse_uri(url)
+        parsed_uri = parse_uri(bare)
     except (pymongo.errors.InvalidURI, pymongo.errors.ConfigurationError, ValueError) as exc:
-        raise StoreError(f"malformed job store URL {shown!r} ({_scrub(exc, url)}): {_USAGE}") from None
+        raise StoreError(f"malformed job store URL {shown!r} ({scrub(str(exc))}): {_USAGE}") from None
     options: dict = {"serverSelectionTimeoutMS": int(timeout * 1000), "connectTimeoutMS": int(timeout * 1000)}
-    credentials = env_credentials()
-    if credentials and parsed["password"] is None:
-        options.update(username=credentials[0], password=credentials[1])
-        if "authsource" not in {key.lower() for key in parsed["options"]}:
-            options["authSource"] = "admin"  # where the official image creates MONGO_INITDB_ROOT_USERNAME
-    client = pymongo.MongoClient(url, **options)
+    if login:
+        options.update(username=login[0], password=login[1])
+        if "authsource" not in {key.lower() for key in parsed_uri["options"]}:
+            # a URL's own credentials authenticate against its database, as pymongo does; the official
+            # image creates MONGO_INITDB_ROOT_USERNAME (given through the environment) in admin
+            from_url = parsed.password is not None
+            options["authSource"] = (parsed_uri.get("database") or "admin") if from_url else "admin"
+    client = pymongo.MongoClient(bare, **options)
     try:
         client.admin.command("ping")
-        return MongoStore(client, parsed.get("database") or MONGO_DB_NAME, shown)
+        return MongoStore(client, parsed_uri.get("database") or MONGO_DB_NAME, shown)
     except Exception:
         client.close()
         raise

@@ -23,7 +23,8 @@ def _job(doc: dict[str, Any]) -> p.Job:
 
 
 def _fence(job: p.Job) -> dict[str, Any]:
-    return {"_id": _job_id(job.exp_key, job.tid), "state": p.RUNNING, "owner": job.owner, "attempts": job.attempts}
+    return {"_id": _job_id(job.exp_key, job.tid), "state": p.RUNNING, "owner": job.owner,
+            "reservation": job.reservation}
 
 
 def _job_id(exp_key: str, tid: int) -> str:
@@ -60,13 +61,20 @@ class MongoStore(p.JobStore):
         self.experiments.update_one({"_id": experiment.exp_key},
                                     {"$set": values, "$setOnInsert": {"created_at": created}}, upsert=True)
 
+    def finish_experiment(self, exp_key: str, now: float | None = None) -> None:
+        self.experiments.update_one({"_id": exp_key}, {"$set": {"finished_at": time.time() if now is None else now}})
+
     # --- the master's side -------------------------------------------------------------
     def insert_jobs(self, new_jobs: list[p.Job]) -> None:
         if new_jobs:
             self.jobs.insert_many([{"_id": _job_id(j.exp_key, j.tid), **to_jsonable(j.__dict__)} for j in new_jobs])
 
-    def versions(self, exp_key: str) -> dict[int, int]:
-        return {d["tid"]: d["version"] for d in self.jobs.find({"exp_key": exp_key}, {"tid": 1, "version": 1})}
+    def versions(self, exp_key: str, watch: p.Watch | None = None) -> dict[int, int]:
+        query: dict[str, Any] = {"exp_key": exp_key}
+        if watch is not None:
+            query["$or"] = [{"tid": {"$in": list(watch.tids)}}, {"state": {"$in": [p.NEW, p.RUNNING]}},
+                            {"tid": {"$gt": watch.after}}]
+        return {d["tid"]: d["version"] for d in self.jobs.find(query, {"tid": 1, "version": 1})}
 
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[p.Job]:
         query: dict[str, Any] = {"exp_key": exp_key}
@@ -84,7 +92,7 @@ class MongoStore(p.JobStore):
             {"exp_key": exp_key, "state": p.NEW},
             {"$set": {"state": p.RUNNING, "owner": owner, "lease_expires": now + lease_seconds,
                       "heartbeat_at": now, "book_time": now, "metrics": []},
-             "$inc": {"attempts": 1, "version": 1}},
+             "$inc": {"attempts": 1, "version": 1, "reservation": 1}},
             sort=[("tid", ASCENDING)], return_document=ReturnDocument.AFTER)
         return _job(doc) if doc is not None else None
 

@@ -8,20 +8,25 @@ A trial ("job") of experiment ``exp_key`` is identified by its hyperopt ``tid`` 
      +--release/lease expired (attempts < max_attempts)--+
 
 * ``reserve`` is atomic in every driver: a job is handed to exactly one worker. It sets the
-  ``owner``, adds one to ``attempts`` and sets ``lease_expires`` = now + lease.
+  ``owner``, adds one to ``attempts`` and to ``reservation`` and sets ``lease_expires`` = now + lease.
 * The owner renews the lease with ``heartbeat`` while it trains. A worker killed with SIGKILL or
   lost with its machine stops renewing it; whoever calls :meth:`JobStore.requeue_expired` next
   (the master, or any worker before reserving) puts the job back to ``new``, or marks it
   ``failed`` with the reason once it has been tried ``max_attempts`` times.
-* ``complete``, ``heartbeat``, ``push_metrics`` and ``release`` are fenced by (owner, attempts):
-  a worker that lost its lease cannot overwrite the trial's new reservation.
+* ``complete``, ``heartbeat``, ``push_metrics`` and ``release`` are fenced by (owner, reservation):
+  a worker that lost its lease cannot overwrite the trial's new reservation. ``reservation`` only
+  ever grows (``attempts`` does not: ``release`` gives the attempt back), so a fence never repeats.
+* Whoever completes a trial writes its JSON result, once, after ``complete`` succeeded.
+* When the search is over the master calls :meth:`JobStore.finish_experiment`; workers seeing
+  ``Experiment.finished_at`` set exit. A master (re)registering the experiment clears it.
 * ``version`` grows with every state change, so a reader can fetch only what changed.
 
 Times are unix seconds from the writer's clock: machines sharing a store need synchronised
 clocks (NTP), and the lease must be much longer than their skew.
-The experiment record holds the space fingerprint, the space and objective names and the
-master's settings; workers rebuild both by name and refuse to run when they differ, so no code
-ever travels through the store.
+The experiment record holds the space fingerprint, the space and objective names and the master's
+settings (never a password) with the search's identity, including the objective's code fingerprint;
+workers rebuild both by name and refuse to run when they differ, so no code ever travels through
+the store.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class Experiment:
     objective: str
     settings: dict[str, Any]
     created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None  # set by the master when the search is over: workers exit
 
 
 @dataclass
@@ -62,6 +68,7 @@ class Job:
     doc: dict[str, Any] = field(default_factory=dict)
     owner: str | None = None
     attempts: int = 0
+    reservation: int = 0
     version: int = 0
     lease_expires: float | None = None
     heartbeat_at: float | None = None
@@ -76,6 +83,19 @@ class Job:
         """hyperopt's assignment of this trial: ``{label: value}`` for the active labels."""
         misc_vals = (self.doc.get("misc") or {}).get("vals") or {}
         return {label: vals[0] for label, vals in misc_vals.items() if vals}
+
+
+@dataclass(frozen=True)
+class Watch:
+    """The jobs a reader still expects to change: those it knows as pending (``tids``), any job now
+    new or running, and any job after ``after`` (new suggestions). Finished jobs never change, so a
+    reader of thousands of them need not fetch their versions at every poll."""
+
+    tids: tuple[int, ...]
+    after: int
+
+    def wants(self, job: Job) -> bool:
+        return job.tid in self.tids or job.state in (NEW, RUNNING) or job.tid > self.after
 
 
 @dataclass
@@ -124,13 +144,18 @@ class JobStore(abc.ABC):
     def put_experiment(self, experiment: Experiment) -> None:
         """Create the record, or replace its settings (a restarted master's may differ)."""
 
+    @abc.abstractmethod
+    def finish_experiment(self, exp_key: str, now: float | None = None) -> None:
+        """Mark the search over (``finished_at``): every worker serving it exits."""
+
     # --- the master's side -------------------------------------------------------------
     @abc.abstractmethod
     def insert_jobs(self, jobs: list[Job]) -> None: ...
 
     @abc.abstractmethod
-    def versions(self, exp_key: str) -> dict[int, int]:
-        """``{tid: version}`` of every job: cheap, to decide what :meth:`load` must fetch."""
+    def versions(self, exp_key: str, watch: Watch | None = None) -> dict[int, int]:
+        """``{tid: version}`` of every job (or only of those ``watch`` names): cheap, to decide what
+        :meth:`load` must fetch."""
 
     @abc.abstractmethod
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[Job]:

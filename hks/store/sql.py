@@ -3,9 +3,10 @@ machine) or PostgreSQL (many machines).
 
 Reservation is one ``UPDATE ... WHERE tid = (oldest new job) AND state = 'new' RETURNING``
 statement. PostgreSQL adds ``FOR UPDATE SKIP LOCKED`` to the inner select so concurrent
-workers take different rows instead of queueing on the same one; SQLite runs every
-transaction as ``BEGIN IMMEDIATE`` (one writer at a time, waiting up to the busy timeout) in
-WAL mode, so readers never block the writer. JSON fields are stored as text.
+workers take different rows instead of queueing on the same one; SQLite runs every writing
+transaction as ``BEGIN IMMEDIATE`` (one writer at a time, waiting up to the busy timeout) and
+every reading one as a plain deferred ``BEGIN``, in WAL mode, so readers never block the writer.
+JSON fields are stored as text. Columns added since a table was created are added on open.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hks.results import to_jsonable
 from hks.store import protocol as p
 
 SQLITE_BUSY_SECONDS = 60
+_WRITE = "hks_write"  # execution option: this transaction writes (SQLite takes the write lock up front)
 CONNECT_TIMEOUT_SECONDS = 10
 CHUNK = 500
 
@@ -36,6 +38,7 @@ experiments = sa.Table(
     sa.Column("objective", sa.Text, nullable=False),
     sa.Column("settings", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
 )
 
 jobs = sa.Table(
@@ -46,6 +49,7 @@ jobs = sa.Table(
     sa.Column("doc", sa.Text, nullable=False),
     sa.Column("owner", sa.String(200)),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("reservation", sa.Integer, nullable=False, server_default="0"),
     sa.Column("version", sa.Integer, nullable=False, default=0),
     sa.Column("lease_expires", sa.Float),
     sa.Column("heartbeat_at", sa.Float),
@@ -100,8 +104,8 @@ def make_engine(url: str, credentials: tuple[str, str] | None = None) -> sa.Engi
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     parsed = sa.engine.make_url(url)
-    if credentials and parsed.password is None:
-        parsed = parsed.set(username=parsed.username or credentials[0], password=credentials[1])
+    if credentials:
+        parsed = parsed.set(username=credentials[0] or parsed.username, password=credentials[1])
     return sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS})
 
 
@@ -119,7 +123,8 @@ def _sqlite_engine(url: str) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(_WRITE)
+                                   else "BEGIN")
 
     return engine
 
@@ -129,19 +134,35 @@ class SqlStore(p.JobStore):
 
     def __init__(self, engine: sa.Engine, url: str):
         self.engine = engine
+        self.writer = engine.execution_options(**{_WRITE: True})
         self.url = url
         self.postgres = engine.dialect.name == "postgresql"
         self._create_tables()
 
     def _create_tables(self) -> None:
         try:
-            metadata.create_all(self.engine, checkfirst=True)
-        except sa.exc.IntegrityError:  # another process created them at the same moment
-            metadata.create_all(self.engine, checkfirst=True)
-        except sa.exc.ProgrammingError as exc:
-            if "already exists" not in str(exc):
+            metadata.create_all(self.writer, checkfirst=True)
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError) as exc:
+            if "already exists" not in str(exc) and not isinstance(exc, sa.exc.IntegrityError):
                 raise
-            metadata.create_all(self.engine, checkfirst=True)
+            metadata.create_all(self.writer, checkfirst=True)  # another process created them at the same moment
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Tables made by an older hks lack newer columns: add them (each has a default or is nullable)."""
+        inspector = sa.inspect(self.engine)
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in (c for c in table.columns if c.name not in present):
+                kind = column.type.compile(self.engine.dialect)
+                default = column.server_default
+                default = f" NOT NULL DEFAULT '{default.arg}'" if default is not None else ""
+                try:
+                    with self.writer.begin() as conn:
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}")
+                except (sa.exc.ProgrammingError, sa.exc.OperationalError) as exc:
+                    if "duplicate column" not in str(exc).lower() and "already exists" not in str(exc):
+                        raise  # else another process added it at the same moment
 
     def close(self) -> None:
         self.engine.dispose()
@@ -158,24 +179,32 @@ class SqlStore(p.JobStore):
 
     def put_experiment(self, experiment: p.Experiment) -> None:
         values = {**experiment.__dict__, "settings": _dumps(experiment.settings)}
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             updated = conn.execute(sa.update(experiments).where(experiments.c.exp_key == experiment.exp_key)
                                    .values({k: v for k, v in values.items() if k != "created_at"}))
             if updated.rowcount == 0:
                 conn.execute(sa.insert(experiments).values(values))
+
+    def finish_experiment(self, exp_key: str, now: float | None = None) -> None:
+        with self.writer.begin() as conn:
+            conn.execute(sa.update(experiments).where(experiments.c.exp_key == exp_key)
+                         .values(finished_at=time.time() if now is None else now))
 
     # --- the master's side -------------------------------------------------------------
     def insert_jobs(self, new_jobs: list[p.Job]) -> None:
         if not new_jobs:
             return
         rows = [_job_values({**job.__dict__}) for job in new_jobs]
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(sa.insert(jobs), rows)
 
-    def versions(self, exp_key: str) -> dict[int, int]:
+    def versions(self, exp_key: str, watch: p.Watch | None = None) -> dict[int, int]:
+        query = sa.select(jobs.c.tid, jobs.c.version).where(jobs.c.exp_key == exp_key)
+        if watch is not None:
+            query = query.where(sa.or_(jobs.c.tid.in_(list(watch.tids)), jobs.c.state.in_([p.NEW, p.RUNNING]),
+                                       jobs.c.tid > watch.after))
         with self.engine.begin() as conn:
-            rows = conn.execute(sa.select(jobs.c.tid, jobs.c.version).where(jobs.c.exp_key == exp_key))
-            return {tid: version for tid, version in rows}
+            return {tid: version for tid, version in conn.execute(query)}
 
     def load(self, exp_key: str, tids: list[int] | None = None) -> list[p.Job]:
         query = sa.select(jobs).where(jobs.c.exp_key == exp_key).order_by(jobs.c.tid)
@@ -203,9 +232,10 @@ class SqlStore(p.JobStore):
         stmt = (sa.update(jobs)
                 .where(jobs.c.exp_key == exp_key, jobs.c.tid == oldest.scalar_subquery(), jobs.c.state == p.NEW)
                 .values(state=p.RUNNING, owner=owner, attempts=jobs.c.attempts + 1, version=jobs.c.version + 1,
+                        reservation=jobs.c.reservation + 1,
                         lease_expires=now + lease_seconds, heartbeat_at=now, book_time=now, metrics="[]")
                 .returning(*jobs.c))
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             row = conn.execute(stmt).first()
         return _job(row) if row is not None else None
 
@@ -215,9 +245,9 @@ class SqlStore(p.JobStore):
             values["version"] = jobs.c.version + 1
         stmt = (sa.update(jobs)
                 .where(jobs.c.exp_key == job.exp_key, jobs.c.tid == job.tid, jobs.c.state == p.RUNNING,
-                       jobs.c.owner == job.owner, jobs.c.attempts == job.attempts)
+                       jobs.c.owner == job.owner, jobs.c.reservation == job.reservation)
                 .values(values))
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
     def heartbeat(self, job: p.Job, lease_seconds: float) -> bool:
@@ -240,12 +270,12 @@ class SqlStore(p.JobStore):
         expired = (sa.select(jobs).where(jobs.c.exp_key == exp_key, jobs.c.state == p.RUNNING,
                                          jobs.c.lease_expires < now))
         changed = []
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             for job in [_job(row) for row in conn.execute(expired)]:
                 changes = p.expiry_changes(job, now, max_attempts)
                 stmt = (sa.update(jobs)
                         .where(jobs.c.exp_key == exp_key, jobs.c.tid == job.tid, jobs.c.state == p.RUNNING,
-                               jobs.c.owner == job.owner, jobs.c.attempts == job.attempts,
+                               jobs.c.owner == job.owner, jobs.c.reservation == job.reservation,
                                jobs.c.lease_expires < now)
                         .values({**_job_values(changes), "version": jobs.c.version + 1}))
                 if conn.execute(stmt).rowcount == 1:
@@ -255,13 +285,13 @@ class SqlStore(p.JobStore):
     # --- worker presence ---------------------------------------------------------------
     def touch_worker(self, info: p.WorkerInfo) -> None:
         values = dict(info.__dict__)
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             updated = conn.execute(sa.update(workers).where(workers.c.worker_id == info.worker_id).values(values))
             if updated.rowcount == 0:
                 conn.execute(sa.insert(workers).values(values))
 
     def remove_worker(self, worker_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             conn.execute(sa.delete(workers).where(workers.c.worker_id == worker_id))
 
     def live_workers(self, exp_key: str, since: float) -> list[p.WorkerInfo]:
@@ -270,7 +300,7 @@ class SqlStore(p.JobStore):
             return [p.WorkerInfo(**dict(row._mapping)) for row in conn.execute(query)]
 
     def delete_experiment(self, exp_key: str) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             for table in (jobs, workers, experiments):
                 conn.execute(sa.delete(table).where(table.c.exp_key == exp_key))
 

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Pruning against no pruning: the same TPE search, trial budget and seeds, with each pruner.
+
+Every search is hks's own in-process search (``hks.Study``: the TPE sampler, the oracle, in-memory
+storage) over a small space on the CIFAR-10 mini archive, each trial :func:`hks.objective.run_trial`
+with real TensorFlow training. With a pruner, the oracle asks it after every epoch with the other
+trials' curves as stored, and the sampler sees :func:`hks.pruners.sampler_result` of a pruned trial.
+Printed per pruner, over the seeds:
+
+* best validation fine accuracy of a completed trial (mean, standard deviation, min-max);
+* total trial-epochs and wall time (means) and their ratio to no pruning;
+* how many trials were pruned;
+* wall time until the search first reached the mean best accuracy of the unpruned searches
+  (seeds that reached it, and the median time over those).
+
+What it does not show: searches here are sequential, so asynchronous rungs fill in tid order
+(with ``--workers N`` a trial meets the rung as recorded at that moment); and with a few hundred
+validation images the accuracies carry about +-2 points of noise.
+
+    python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 2000]
+                            [--pruners none,median,asha,hyperband] [--sampler-loss ranked]
+                            [--first-seed 0] [--json FILE] [--summarize FILE ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from hks.config import Settings  # noqa: E402
+
+DATA_DIR = ROOT.parent / "shared" / "data" / "cifar-10-mini"
+
+
+def small_space() -> dict:
+    """A fixed small CNN with the knobs that make trials hopeless or good: learning rate over
+    2.6 decades, optimizer, width, dropout and L2."""
+    from hyperopt import hp
+
+    from hks.space import demo_point
+
+    return {**demo_point(), "residual": None, "first_conv": None, "batch_size": 64, "use_BN": False,
+            "fc_units_1_mult": 0.1,
+            "lr_rate_mult": hp.loguniform("lr_rate_mult", np.log(0.05), np.log(20.0)),
+            "optimizer": hp.choice("optimizer", ["Adam", "RMSprop", "Nadam"]),
+            "conv_hiddn_units_mult": hp.loguniform("conv_hiddn_units_mult", np.log(0.25), np.log(0.8)),
+            "conv_dropout_drop_proba": hp.uniform("conv_dropout_drop_proba", 0.0, 0.35),
+            "l2_weight_reg_mult": hp.loguniform("l2_weight_reg_mult", -1.3, 1.3)}
+
+
+@dataclass
+class SearchRun:
+    prune: str
+    seed: int
+    best: float = 0.0
+    trial_epochs: int = 0
+    pruned: int = 0
+    wall: float = 0.0
+    progress: list[tuple[float, float]] = field(default_factory=list)  # (seconds, best completed so far)
+
+    def time_to_reach(self, target: float) -> float | None:
+        return next((t for t, best in self.progress if best >= target), None)
+
+
+def run_search(settings: Settings, space: dict) -> SearchRun:
+    """One search through hks's own runner (``hks.Study``, in process, in-memory storage): the oracle
+    asks the pruner after every epoch with the curves in the storage, as in any search."""
+    import contextlib
+    import io
+
+    from hks.study import Study
+
+    run, started = SearchRun(settings.prune, settings.seed), time.time()
+    with contextlib.redirect_stdout(io.StringIO()), Study(settings.replace(trials_file=":memory:"),
+                                                          space=space) as study:
+        results = study.optimize()
+    run.wall = time.time() - started
+    for result in sorted(results, key=lambda r: r["finished_at"]):
+        run.trial_epochs += len((result.get("history") or {}).get("val_fine_accuracy", []))
+        run.pruned += result["status"] == "pruned"
+        if result["status"] == "ok":
+            run.best = max(run.best, result["fine_best_accuracy"])
+        run.progress.append((result["finished_at"] - started, run.best))
+    return run
+
+
+def summary_rows(runs: list[SearchRun], names: Sequence[str]) -> list[str]:
+    base = [r for r in runs if r.prune == "none"]
+    target = statistics.mean(r.best for r in base) if base else None
+    base_epochs = statistics.mean(r.trial_epochs for r in base) if base else None
+    base_wall = statistics.mean(r.wall for r in base) if base else None
+    rows = [f"{'pruner':<10} {'best val acc mean +- sd [min-max]':<34} {'trial-epochs':>12} {'x none':>7} "
+            f"{'wall s':>7} {'x none':>7} {'pruned':>7}  reached unpruned mean best"]
+    for name in names:
+        mine = [r for r in runs if r.prune == name]
+        bests = [r.best for r in mine]
+        spread = statistics.stdev(bests) if len(bests) > 1 else 0.0
+        epochs, wall = statistics.mean(r.trial_epochs for r in mine), statistics.mean(r.wall for r in mine)
+        reached = [t for r in mine if target is not None and (t := r.time_to_reach(target)) is not None]
+        when = f"{len(reached)}/{len(mine)} seeds" + (f", median {statistics.median(reached):.0f}s" if reached else "")
+        rows.append(f"{name:<10} {statistics.mean(bests):.4f} +- {spread:.4f} [{min(bests):.4f}-{max(bests):.4f}]"
+                    f"{'':<4} {epochs:>12.1f} {_ratio(epochs, base_epochs):>7} {wall:>7.0f} "
+                    f"{_ratio(wall, base_wall):>7} {statistics.mean(r.pruned for r in mine):>7.1f}  {when}")
+    return rows
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}" if base else "-"
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="search seeds per pruner")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed+seeds-1")
+    parser.add_argument("--trials", type=int, default=15, help="trials per search (the same for every pruner)")
+    parser.add_argument("--epochs", type=int, default=9, help="--epochs of every trial")
+    parser.add_argument("--patience", type=int, default=3, help="early-stopping patience, with and without pruning")
+    parser.add_argument("--dataset-size", type=int, default=2000, help="training images used (20%% validation)")
+    parser.add_argument("--pruners", default="none,median,asha,hyperband", help="comma-separated --prune values")
+    parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
+                        help="--prune-sampler-loss of the pruned searches")
+    parser.add_argument("--warmup-trials", type=int, default=3, help="--prune-warmup-trials")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
+    parser.add_argument("--json", default="", help="also write every search's figures to this file (after each)")
+    parser.add_argument("--summarize", nargs="+", default=[], metavar="JSON",
+                        help="only print the table of searches saved with --json (e.g. seeds run apart)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    names = [n.strip() for n in args.pruners.split(",") if n.strip()]
+    if args.summarize:
+        runs = [SearchRun(**r) for path in args.summarize for r in json.loads(Path(path).read_text())]
+        print("\n".join(summary_rows(runs, [n for n in names if any(r.prune == n for r in runs)])))
+        return 0
+    from hks.objective import configure_threads
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Settings(dataset="cifar10", data_dir=str(DATA_DIR), download=False, dataset_size=args.dataset_size,
+                        val_fraction=0.2, epochs=args.epochs, patience=args.patience, threads=args.threads,
+                        max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
+                        prune_warmup_trials=args.warmup_trials, prune_sampler_loss=args.sampler_loss)
+        configure_threads(args.threads)
+        space, runs = small_space(), []
+        print(f"CIFAR-10 mini: {args.dataset_size} images (80/20 train/val), {args.trials} TPE trials x up to "
+              f"{args.epochs} epochs, patience {args.patience}, {args.seeds} seeds, {args.threads} thread(s), "
+              f"pruned loss for TPE: {args.sampler_loss}", flush=True)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for name in names:
+                run = run_search(base.replace(prune=name, seed=seed), space)
+                runs.append(run)
+                print(f"  seed {seed} {name:<10} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
+                      f"pruned {run.pruned:>2}  {run.wall:.0f}s", flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1))
+    print("\n".join(summary_rows(runs, names)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

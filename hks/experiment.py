@@ -1,0 +1,72 @@
+"""What a search *is*: the settings, space and objective code that give its scores their meaning.
+
+Resuming a search with another validation fraction, dataset size, seed (it draws the validation
+split), augmentation, epoch budget, space or objective code would mix trials scored on different
+things in one ``results.pkl`` or store experiment. The identity below is saved with the
+experiment and compared on every resume; a mismatch is refused with one line naming the setting,
+the saved value and the new one, and nothing is written. Settings outside the identity (budget,
+workers, plots, threads, the algorithm) may change between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from hks.config import IDENTITY_SETTINGS, Settings, flag_name
+from hks.errors import ConfigError
+from hks.space import fingerprint
+from hks.store import mask_url
+from hks.store import protocol as p
+
+IDENTITY_KEY = "identity"
+
+
+def code_fingerprint(function: Callable[..., Any]) -> str:
+    """A hash of the objective's code: its module's source, else its bytecode and constants."""
+    try:
+        module = inspect.getmodule(function)
+        text = inspect.getsource(module) if module is not None else inspect.getsource(function)
+    except (OSError, TypeError):
+        code = getattr(function, "__code__", None)
+        text = repr((code.co_code, code.co_consts)) if code is not None else repr(function)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def identity(settings: Settings, space: Any, objective: Callable[..., Any]) -> dict[str, Any]:
+    ident: dict[str, Any] = {name: getattr(settings, name) for name in IDENTITY_SETTINGS}
+    ident["space_fingerprint"] = fingerprint(space)
+    ident["objective_fingerprint"] = code_fingerprint(objective)
+    return ident
+
+
+def _describe(key: str) -> str:
+    return {"space_fingerprint": "search space code", "objective_fingerprint": "objective code"}.get(
+        key, flag_name(key))
+
+
+def check_identity(saved: dict[str, Any], mine: dict[str, Any], where: str) -> None:
+    """Refuse to resume when anything that changes what a score means differs."""
+    for key, value in mine.items():
+        if key in saved and saved[key] != value:
+            raise ConfigError(
+                f"{where} was made with {_describe(key)} {saved[key]!r}, but this run has {value!r}: its trials were "
+                f"scored differently. Use the same value to resume it, or start a new search (another --trials-file "
+                f"or --experiment-name); nothing was changed")
+
+
+def register(store: p.JobStore, settings: Settings, space: Any, objective: Callable[..., Any]) -> p.Experiment:
+    """Create the experiment record, or check that a resumed one is the same search."""
+    mine = identity(settings, space, objective)
+    recorded = {**settings.to_dict(), "store": mask_url(settings.store), IDENTITY_KEY: mine}
+    experiment = p.Experiment(settings.experiment_name, mine["space_fingerprint"], settings.space,
+                              settings.objective, recorded)
+    saved = store.get_experiment(experiment.exp_key)
+    if saved is not None:
+        check_identity(saved.settings.get(IDENTITY_KEY) or saved.settings, mine,
+                       f"experiment {experiment.exp_key!r} in {store.url}")
+        experiment.created_at = saved.created_at
+    store.put_experiment(experiment)
+    return experiment

@@ -1,0 +1,330 @@
+"""A study: one search over a space and an objective, with its storage, oracle and runner.
+
+This is hks's public API (``hks.optimize``, ``hks.Study``) and what ``python -m hks search`` runs:
+
+* the **storage** is ``results.pkl`` (no server) or a job store URL (``--store``, ``--workers``);
+* the **oracle** asks the sampler of ``--algo`` for points and the pruner whether to stop;
+* the **runner** trains trials in this process, or keeps workers supplied (``--workers N``, or
+  workers started by hand on other machines).
+
+Every combination works, and each resumes from its storage: run the same thing again.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hks import experiment as exp
+from hks import plotting
+from hks import results as res
+from hks.config import Settings, is_auto
+from hks.errors import ConfigError
+from hks.evaluation import Objective, as_result
+from hks.oracle import Oracle
+from hks.progress import SearchProgress
+from hks.samplers import make_sampler
+from hks.space import load_space
+from hks.store import check_settings, open_store, store_url
+from hks.store import protocol as p
+from hks.store.hyperopt_docs import finished_result
+
+BUILTIN_OBJECTIVE = "hks.objective:run_trial"
+
+
+@dataclass
+class Trial:
+    """A trial handed out by :meth:`Study.ask`: report its outcome with :meth:`Study.tell`."""
+
+    tid: int
+    point: dict[str, Any]
+    job: p.Job
+
+
+def import_objective(name: str) -> Objective:
+    from hks.worker import import_objective as by_name
+
+    return by_name(name)
+
+
+def objective_name(function: Callable[..., Any]) -> str:
+    """How the records name an objective (workers import it by this name)."""
+    return f"{function.__module__}:{getattr(function, '__qualname__', type(function).__name__)}"
+
+
+def resolve_base_lr(settings: Settings, saved_settings: dict[str, Any]) -> Settings:
+    """Settings with a numeric ``base_lr``: ``auto`` is calibrated once (autoHyper), then reused."""
+    if not is_auto(settings.base_lr):
+        return settings
+    saved = str(saved_settings.get("base_lr", "auto"))
+    if not is_auto(saved):
+        print(f"base learning rate {saved} (calibrated by autoHyper when this search started)", flush=True)
+        return settings.replace(base_lr=saved)
+    from hks.autolr.calibrate import calibrate_base_lr
+
+    print("calibrating the base learning rate with autoHyper (--base-lr auto)", flush=True)
+    chosen = calibrate_base_lr(settings)
+    print(f"base learning rate {chosen:.6g} chosen by autoHyper", flush=True)
+    return settings.replace(base_lr=repr(float(chosen)))
+
+
+def _search_parts(settings: Settings, space: Any, objective: Objective | None) -> tuple[Settings, Any, Objective]:
+    """The settings, space and objective of a search: ``--algo gp`` searches ``--gp-space`` on its fixed model."""
+    if settings.algo == "gp" and space is None:
+        settings = settings.replace(space=settings.gp_space)
+        if objective is None and settings.objective == BUILTIN_OBJECTIVE:
+            settings = settings.replace(objective=_fixed_objective())
+    if objective is None:
+        objective = import_objective(settings.objective)
+    else:
+        settings = settings.replace(objective=objective_name(objective))
+    if space is None:
+        space = load_space(settings.space)
+    return settings, space, objective
+
+
+class Study:
+    """Open (or resume) a search; :meth:`optimize` runs it, :meth:`ask` / :meth:`tell` let you drive it."""
+
+    def __init__(self, settings: Settings, *, space: Any = None, objective: Objective | None = None):
+        check_settings(settings)
+        settings, self.space, self.objective = _search_parts(settings, space, objective)
+        self.url = store_url(settings)
+        if self.url and objective is not None and not _importable(settings.objective):
+            raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
+                              "define it at the top level of a module and pass objective='module:function'")
+        if settings.algo == "gp" and settings.base_lr and is_auto(settings.base_lr):
+            raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
+        self.store = open_store(self.url) if self.url else _open_trials_file(settings)
+        try:
+            settings = self._adopt_experiment(settings)
+            saved = self.store.get_experiment(settings.experiment_name)
+            sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
+            self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
+            self.experiment = exp.register(self.store, self.settings, self.space, self.objective)
+            self.oracle = Oracle(self.store, self.exp_key, sampler, pruner, _result_view(self.settings))
+        except BaseException:
+            self.store.close()
+            raise
+        self.oracle.refresh()
+        self.announced = {job.tid for job in self.oracle.finished()}
+        self.progress = SearchProgress(self.settings.max_evals, [self._result(j) for j in self.oracle.finished()])
+        self._write_missing_results()
+
+    @property
+    def exp_key(self) -> str:
+        return self.settings.experiment_name
+
+    def _adopt_experiment(self, settings: Settings) -> Settings:
+        """A ``results.pkl`` holds one search: resume it whatever ``EXPERIMENT_NAME`` says now."""
+        keys = getattr(self.store, "experiment_keys", lambda: [])()
+        return settings.replace(experiment_name=keys[0]) if keys else settings
+
+    # --- reading the storage ---------------------------------------------------------------
+    def _result(self, job: p.Job) -> dict[str, Any]:
+        return finished_result(job, self.space)
+
+    def sync(self) -> bool:
+        """Read what changed; announce each trial that finished since. True when anything changed."""
+        changed = self.oracle.refresh()
+        for job in sorted(changed, key=lambda j: j.tid):
+            if job.state in p.FINAL_STATES and job.tid not in self.announced:
+                self.announced.add(job.tid)
+                self._announce(self._result(job))
+        return bool(changed)
+
+    def finished_count(self) -> int:
+        return len(self.announced)
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return list(self.progress.results)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return res.best_result(self.progress.results)
+
+    # --- what happens to a finished trial -------------------------------------------------------
+    def _announce(self, result: dict[str, Any]) -> None:
+        previous = self.progress.best
+        self._write_result(result)
+        self.progress.record(result)
+        if self.progress.best is not previous and self._draws_models():
+            _note(plotting.draw_best(self.settings.results_dir, self.settings.dataset, self.progress.best["space"]))
+
+    def _write_result(self, result: dict[str, Any]) -> None:
+        from pathlib import Path
+
+        path = Path(self.settings.results_dir) / f"{result['model_name']}{res.RESULT_SUFFIX}"
+        if not path.exists():
+            res.write_result(result, self.settings.results_dir)
+
+    def _write_missing_results(self) -> None:
+        """Trials that finished while no master ran still get their JSON result."""
+        for result in self.progress.results:
+            self._write_result(result)
+
+    def _draws_models(self) -> bool:
+        return self.settings.plots and self.settings.objective == BUILTIN_OBJECTIVE
+
+    def trial_started(self, job: p.Job) -> None:
+        """Hook for the console's per-trial start line."""
+
+    # --- running ------------------------------------------------------------------------------
+    def optimize(self) -> list[dict[str, Any]]:
+        """Run until ``max_evals`` trials have finished (counting earlier runs); returns every result."""
+        from hks.runners.in_process import run_in_process
+        from hks.runners.master import run_master
+
+        if self.finished_count() >= self.settings.max_evals:
+            print(f"nothing to do: {self.finished_count()} trials already done, --max-evals is "
+                  f"{self.settings.max_evals}; raise --max-evals (HKS_MAX_EVALS) to continue this search", flush=True)
+            return self.results
+        self._warn_startup()
+        print(self.progress.describe_start() + (f" (store {self.store.url})" if self.url else ""), flush=True)
+        if self._draws_models():
+            _note(plotting.draw_demo(self.settings.results_dir, self.settings.dataset))
+        with _sigterm_as_interrupt():
+            (run_master if self.url else run_in_process)(self)
+        self.finish()
+        return self.results
+
+    def _warn_startup(self) -> None:
+        s = self.settings
+        if s.algo in ("tpe", "atpe") and s.max_evals <= s.n_startup_trials:
+            print(f"warning: --max-evals {s.max_evals} <= --n-startup-trials {s.n_startup_trials}: the sampler never "
+                  "gets past its random start-up phase, so this is a random search", flush=True)
+        if s.algo == "gp" and s.max_evals <= s.gp_init_trials:
+            print(f"warning: --max-evals {s.max_evals} <= --gp-init-trials {s.gp_init_trials}: the GP never models, "
+                  "so this is a quasi-random search", flush=True)
+
+    def finish(self) -> None:
+        """Say what was found and write the report."""
+        from hks.report import safe_write_report
+
+        best = self.best
+        summary = f"best loss {best['loss']:.4f} ({best['model_name']})" if best else "no successful trial"
+        if best and best.get("fine_best_accuracy") is not None:
+            summary = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})"
+        print(f"search done: {len(self.results)} trials, {summary}", flush=True)
+        if self.results and self.settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()):
+            print(safe_write_report(self.results, self.settings), flush=True)
+
+    # --- ask and tell -------------------------------------------------------------------------
+    def ask(self) -> Trial:
+        """A new trial to evaluate yourself (recorded as running until you :meth:`tell` its outcome)."""
+        from hyperopt import space_eval
+
+        self.sync()
+        self.oracle.ask(1)
+        job = self.store.reserve(self.exp_key, "ask-tell", self.settings.lease_seconds * 1e6)
+        return Trial(job.tid, space_eval(self.space, job.vals()), job)
+
+    def tell(self, trial: Trial, value: Any) -> dict[str, Any]:
+        """Record a trial's outcome: a loss to minimise, or a result dict (``status``, ``loss``, ...)."""
+        result = as_result(value, trial.point, trial.tid)
+        if not self.store.complete(trial.job, res.to_jsonable(result)):
+            raise ConfigError(f"trial {trial.tid} is not running any more (told twice?)")
+        self.sync()
+        return result
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _importable(name: str) -> bool:
+    module, _, function = name.partition(":")
+    return module != "__main__" and "<locals>" not in function
+
+
+def _fixed_objective() -> str:
+    from hks.bayesopt.fixed_model import FIXED_OBJECTIVE
+
+    return FIXED_OBJECTIVE
+
+
+def _make_pruner(settings: Settings):
+    if settings.prune == "none":
+        return None
+    from hks.pruners import make_pruner
+
+    return make_pruner(settings)
+
+
+def _result_view(settings: Settings):
+    """How samplers see results: a pruned trial ranks as ``--prune-sampler-loss`` says."""
+    import functools
+
+    from hks.pruners import sampler_result
+
+    return functools.partial(sampler_result, settings=settings)
+
+
+MEMORY = ":memory:"
+
+
+def _open_trials_file(settings: Settings):
+    """``--trials-file``: a ``results.pkl`` (resumable), or ``:memory:`` for a search nobody resumes."""
+    from hks.store.pickle_file import MemoryStore, PickleStore
+
+    return MemoryStore() if settings.trials_file == MEMORY else PickleStore(settings.trials_file)
+
+
+def _note(problem: str | None) -> None:
+    if problem:
+        print(f"note: {problem}", flush=True)
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM ends a search like Ctrl-C: the running trial is released, everything finished is kept."""
+
+    def __enter__(self) -> None:
+        try:
+            self.previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous = None
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _raise_interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_search(settings: Settings) -> list[dict[str, Any]]:
+    """What ``python -m hks search`` (and ``hyperopt_optimize.py``) runs."""
+    with Study(settings) as study:
+        return study.optimize()
+
+
+def optimize(objective: Objective | str, space: Any, *, max_evals: int, storage: str = "results.pkl",
+             **settings: Any) -> Study:
+    """Search ``space`` for the point that minimises ``objective``; returns the (closed) study.
+
+    ``objective`` is a function of a point returning a loss (or a result dict), or its
+    ``"module:function"`` name, which workers import (``workers=2``: local worker processes).
+    ``storage`` is a ``results.pkl`` path, ``":memory:"`` or a store URL. Other keywords are :class:`Settings`
+    fields (``algo``, ``seed``, ``results_dir``, ``workers``, ``prune``...).
+    """
+    fields = {"max_evals": max_evals, "plots": False, **settings}
+    if "://" in storage:
+        fields["store"] = storage
+    else:
+        fields["trials_file"] = storage
+    base = Settings(**fields)
+    if isinstance(objective, str):
+        base = base.replace(objective=objective)
+        objective = None
+    with Study(base, space=space, objective=objective) as study:
+        study.optimize()
+    return study

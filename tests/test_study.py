@@ -1,0 +1,355 @@
+"""The search core: a study over any storage, sampler and runner; seeding, strict resume, attempts,
+pending-aware suggestions, the public API, and an import graph without circles."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed_helpers import env as child_env
+from hyperopt import Trials, hp, rand
+
+from hks import study as st
+from hks.config import IDENTITY_SETTINGS, Settings
+from hks.errors import ConfigError, StoreError, TrialsFileError
+from hks.results import best_result, load_results
+from hks.samplers import make_sampler
+from hks.samplers.hyperopt_algos import HyperoptSampler
+from hks.seeding import trial_seed
+from hks.store import protocol as p
+from hks.store.hyperopt_docs import job_doc, trials_from_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_SPACE = str(ROOT / "tests" / "spaces" / "small_space.py")
+CATEGORICAL = {f"c{i}": hp.choice(f"c{i}", list(range(6))) for i in range(5)}
+WIDE = {f"w{i}": hp.choice(f"w{i}", list(range(6))) for i in range(12)}
+
+
+def _vals(jobs):
+    return [job.doc["misc"]["vals"] for job in jobs]
+
+
+def _records(path):
+    from hks.store.pickle_file import read_records
+
+    return read_records(Path(path))[1]
+
+
+# --- the real CNN search in process --------------------------------------------------------------
+
+def test_classic_space_search_writes_json_results_trials_and_plots(tiny_settings, capsys):
+    settings = tiny_settings.replace(plots=True)
+    results = st.run_search(settings)
+    assert len(results) == 3
+    saved = load_results(settings.results_dir)
+    assert sorted(r["model_name"] for r in saved) == sorted(r["model_name"] for r in results)
+    for result in saved:
+        assert result["status"] == "ok", result.get("error")
+        assert result["loss"] == -result["fine_best_accuracy"]
+        assert result["fine_best_accuracy"] == max(result["history"]["val_fine_accuracy"])
+        assert set(result["space"]) >= {"lr_rate_mult", "pooling_type", "residual"} and result["params"] > 0
+    with open(settings.trials_file, "rb") as handle:
+        trials = pickle.load(handle)  # still a hyperopt Trials, as the classic sample's users expect
+    assert isinstance(trials, Trials) and len(trials.trials) == 3
+    assert [t["result"]["status"] for t in trials.trials] == ["ok"] * 3
+    results_dir = Path(settings.results_dir)
+    assert (results_dir / "model_demo.png").stat().st_size > 1000
+    assert (results_dir / "model_best.png").stat().st_size > 1000
+    assert (results_dir / "report.html").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "trial 3/3:" in out and "search done: 3 trials" in out
+
+
+def test_resume_runs_only_the_missing_trials_and_matches_an_uninterrupted_search(tiny_settings, tmp_path):
+    settings = tiny_settings.replace(space=SMALL_SPACE, max_evals=2, n_startup_trials=1)
+    st.run_search(settings)
+    resumed = st.run_search(settings.replace(max_evals=4))
+    assert [r["tid"] for r in resumed] == [0, 1, 2, 3]
+    assert len(load_results(settings.results_dir)) == 4
+    straight = settings.replace(max_evals=4, trials_file=str(tmp_path / "straight.pkl"),
+                                results_dir=str(tmp_path / "straight"))
+    st.run_search(straight)
+    assert _vals(_records(straight.trials_file)) == _vals(_records(settings.trials_file))
+
+
+def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(tiny_settings):
+    from hks.model import build_model
+    from hks.objective import run_trial
+
+    def flaky(point, settings, *, tid, on_epoch=None):
+        def build(p_, fine, coarse):
+            if tid == 0:
+                raise RuntimeError("simulated crash while building")
+            model = build_model(p_, fine, coarse)
+            if tid == 1:
+                model.layers[-1].set_weights([np.full_like(w, np.nan) for w in model.layers[-1].get_weights()])
+            return model
+        return run_trial(point, settings, tid=tid, build=build, on_epoch=on_epoch)
+
+    settings = tiny_settings.replace(space=SMALL_SPACE)
+    with st.Study(settings, objective=flaky) as study:
+        results = study.optimize()
+    assert [r["status"] for r in results] == ["fail", "fail", "ok"]
+    assert results[0]["error"] == "RuntimeError: simulated crash while building"
+    assert "Traceback" in results[0]["traceback"] and results[1]["error_type"] == "NonFiniteLoss"
+    assert best_result(results)["tid"] == 2
+
+
+# --- seeding -------------------------------------------------------------------------------------
+
+def _startup(seed: int, n: int = 8) -> list[dict]:
+    sampler = HyperoptSampler("rand", WIDE, seed)
+    return [doc["misc"]["vals"] for doc in sampler.suggest([], list(range(n)))]
+
+
+def test_seeds_give_independent_start_up_sequences_not_shifted_copies():
+    sequences = [_startup(seed) for seed in range(10)]
+    points = {json.dumps(v, sort_keys=True) for seq in sequences for v in seq}
+    assert len(points) == 80  # 6^12 points: ten independent sequences share (almost surely) none
+    for seed in range(9):  # the old seed + trial-id scheme made seed s+1's trial k equal seed s's trial k+1
+        assert sequences[seed + 1][:-1] != sequences[seed][1:]
+    assert _startup(3) == _startup(3)
+    assert len({trial_seed(s, t) for s in range(30) for t in range(30)}) == 900
+
+
+# --- pending-aware suggestions ---------------------------------------------------------------------
+
+def _job(tid: int, vals: dict, state=p.DONE, loss=None) -> p.Job:
+    misc = {"tid": tid, "cmd": None, "workdir": None, "idxs": {k: [tid] for k in vals},
+            "vals": {k: [v] for k, v in vals.items()}}
+    result = {"status": "ok", "loss": loss} if state == p.DONE else None
+    return p.Job("e", tid, state=state, doc={"spec": None, "misc": misc}, result=result)
+
+
+def _rand_vals(tid: int, seed: int) -> dict:
+    from hyperopt import base
+
+    domain = base.Domain(lambda _: None, CATEGORICAL)
+    return job_doc(rand.suggest([tid], domain, trials_from_docs([]), trial_seed(seed, tid))[0])["misc"]["vals"]
+
+
+def test_start_up_counts_finished_trials_only_not_the_pending_ones():
+    sampler = HyperoptSampler("tpe", CATEGORICAL, seed=1, n_startup=2)
+    finished = [_job(0, {k: 0 for k in CATEGORICAL}, loss=1.0)]
+    pending = [_job(tid, {k: tid % 6 for k in CATEGORICAL}, state=p.RUNNING) for tid in range(1, 9)]
+    [suggested] = sampler.suggest(finished + pending, [9])
+    assert suggested["misc"]["vals"] == _rand_vals(9, 1)  # 1 finished < 2: still random, despite 8 pending
+    finished.append(_job(9, {k: 1 for k in CATEGORICAL}, loss=0.5))
+    [modelled] = sampler.suggest(finished + pending, [10])
+    assert modelled["misc"]["vals"] != _rand_vals(10, 1)  # 2 finished: TPE models now
+
+
+def test_a_batch_for_eight_idle_workers_has_no_duplicates():
+    history = [_job(t, {k: int(v) for k, v in zip(CATEGORICAL, np.random.default_rng(t).integers(0, 6, 5))},
+                    loss=float(t % 7)) for t in range(25)]
+    for algo in ("tpe", "anneal", "rand"):
+        sampler = make_sampler(Settings(algo=algo, n_startup_trials=5, seed=2), CATEGORICAL)
+        batch = sampler.suggest(history, list(range(25, 33)))
+        points = {json.dumps(doc["misc"]["vals"], sort_keys=True) for doc in batch}
+        assert len(points) == 8, algo
+
+
+# --- strict resume ---------------------------------------------------------------------------------
+
+QUICK = {"x": hp.uniform("x", -2, 2)}
+
+
+def square(point):
+    return point["x"] ** 2
+
+
+def _quick_settings(tmp_path, **changes) -> Settings:
+    fields = {"max_evals": 3, "algo": "rand", "trials_file": str(tmp_path / "quick.pkl"),
+              "results_dir": str(tmp_path / "results"), "plots": False, **changes}
+    return Settings(**fields)
+
+
+CHANGED = {"dataset": "cifar10", "dataset_size": 500, "val_fraction": 0.2, "augment_crop": True, "epochs": 7,
+           "patience": 2, "seed": 7, "base_lr": "0.01"}
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED))
+def test_resuming_with_a_setting_that_changes_scores_is_refused_and_nothing_is_written(tmp_path, name):
+    assert set(CHANGED) | {"space", "objective"} == set(IDENTITY_SETTINGS)
+    settings = _quick_settings(tmp_path)
+    with st.Study(settings, space=QUICK, objective=square) as study:
+        study.optimize()
+    before = Path(settings.trials_file).read_bytes()
+    with pytest.raises(ConfigError) as err:
+        st.Study(settings.replace(max_evals=5, **{name: CHANGED[name]}), space=QUICK, objective=square)
+    message = str(err.value)
+    flag = "--" + name.replace("_", "-")
+    saved = getattr(settings, name)
+    assert f"{flag} {saved!r}, but this run has {CHANGED[name]!r}" in message and "\n" not in message
+    assert Path(settings.trials_file).read_bytes() == before
+
+
+def test_resuming_with_other_space_or_objective_code_is_refused_but_budget_and_algo_may_change(tmp_path,
+                                                                                            monkeypatch):
+    import importlib
+
+    module = tmp_path / "user_objective.py"
+    module.write_text("def loss(point):\n    return point['x'] ** 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    user = importlib.import_module("user_objective")
+    settings = _quick_settings(tmp_path)
+    with st.Study(settings, space=QUICK, objective=user.loss) as study:
+        study.optimize()
+    with pytest.raises(ConfigError, match="search space code"):
+        st.Study(settings, space={"x": hp.uniform("x", -3, 3)}, objective=user.loss)
+    module.write_text("def loss(point):\n    return point['x'] ** 2 + 1\n")  # same name, other code
+    user = importlib.reload(user)
+    with pytest.raises(ConfigError, match="objective code"):
+        st.Study(settings, space=QUICK, objective=user.loss)
+    module.write_text("def loss(point):\n    return point['x'] ** 2\n")
+    user = importlib.reload(user)
+    with st.Study(settings.replace(max_evals=5, algo="tpe", threads=3), space=QUICK, objective=user.loss) as study:
+        assert len(study.optimize()) == 5
+
+
+def test_a_corrupt_trials_file_is_refused_and_left_untouched(tmp_path):
+    settings = _quick_settings(tmp_path)
+    path = Path(settings.trials_file)
+    path.write_bytes(b"\x80\x04garbage")
+    with pytest.raises(TrialsFileError, match="is corrupt or unreadable") as err:
+        st.Study(settings, space=QUICK, objective=square)
+    assert "delete_results.sh" in str(err.value) and "\n" not in str(err.value)
+    assert path.read_bytes() == b"\x80\x04garbage"
+
+
+def test_two_searches_on_one_trials_file_are_refused(tmp_path):
+    settings = _quick_settings(tmp_path)
+    with st.Study(settings, space=QUICK, objective=square):
+        with pytest.raises(StoreError, match="in use by another search"):
+            st.Study(settings, space=QUICK, objective=square)
+
+
+# --- attempts: a point that kills the process does not loop forever -----------------------------------
+
+def test_a_trial_that_kills_its_process_is_failed_after_max_attempts_and_the_search_goes_on(tmp_path):
+    args = [sys.executable, "-m", "hks", "search", "--space", "tests.objectives_for_tests", "--objective",
+            "tests.objectives_for_tests:dies_on_first_trial", "--max-evals", "3", "--max-attempts", "2",
+            "--algo", "rand", "--no-plots", "--results-dir", str(tmp_path / "results"),
+            "--trials-file", str(tmp_path / "results.pkl")]
+    run = [subprocess.run(args, cwd=ROOT, env=child_env(HKS_TEST_TRIAL_SECONDS="0"), capture_output=True,
+                          text=True, timeout=120) for _ in range(3)]
+    assert [r.returncode for r in run] == [-9, -9, 0], run[-1].stderr
+    jobs = _records(tmp_path / "results.pkl")
+    assert [(j.tid, j.state, j.attempts) for j in jobs] == [(0, p.FAILED, 2), (1, p.DONE, 1), (2, p.DONE, 1)]
+    assert "gave up after 2 attempts" in jobs[0].error
+    assert "trial 3/3" in run[-1].stdout
+
+
+# --- every sampler with every runner: --algo gp on two workers -------------------------------------------
+
+def test_gp_runs_on_two_local_workers_and_resumes(tmp_path):
+    args = [sys.executable, "-m", "hks", "search", "--algo", "gp", "--gp-space", "tests/spaces/flat_space.py",
+            "--objective", "tests.objectives_for_tests:flat_quadratic", "--workers", "2", "--gp-init-trials", "3",
+            "--max-evals", "6", "--results-dir", str(tmp_path / "results"), "--lease-seconds", "30"]
+    done = subprocess.run(args, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "started 2 local workers" in done.stdout and "trial 6/6" in done.stdout
+    from hks.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'results' / 'store.sqlite3'}") as store:
+        [key] = [k for k in ("hks_cifar100",) if store.get_experiment(k)]
+        jobs = store.load(key)
+    assert len(jobs) == 6 and all(j.state == p.DONE and j.result["status"] == "ok" for j in jobs)
+    logs = sorted((tmp_path / "results" / "workers").glob("worker-*.log"))
+    assert len(logs) == 2 and all("serving experiment" in log.read_text() for log in logs)  # who trains what is timing
+    points = {(round(j.result["space"]["x"], 9), j.result["space"]["kind"]) for j in jobs}
+    assert len(points) == 6
+
+
+# --- the public API ----------------------------------------------------------------------------------
+
+def test_ask_and_tell_drive_a_search_of_your_own_loop(tmp_path):
+    settings = _quick_settings(tmp_path, algo="tpe", n_startup_trials=3, max_evals=12)
+    with st.Study(settings, space=QUICK, objective=square) as study:
+        for _ in range(12):
+            trial = study.ask()
+            study.tell(trial, square(trial.point))
+        assert len(study.results) == 12
+        assert abs(study.best["space"]["x"]) < 1.0
+    jobs = _records(settings.trials_file)
+    assert [j.state for j in jobs] == [p.DONE] * 12
+
+
+def test_the_readme_api_example_runs(tmp_path):
+    text = (ROOT / "README.md").read_text()
+    start = text.index("<!-- api-example:begin -->")
+    block = text[start:text.index("<!-- api-example:end -->")]
+    code = block.split("```python", 1)[1].split("```", 1)[0]
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=child_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "best" in done.stdout and (tmp_path / "results.pkl").exists()
+
+
+# --- layout ----------------------------------------------------------------------------------------------
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under ``if TYPE_CHECKING:`` (annotations only, never imported at run time)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
+def _imports(path: Path, package: Path) -> set[str]:
+    """The hks modules a file imports, anywhere in it (lazy imports inside functions count too)."""
+    module = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+    found = set()
+    for node in _runtime_nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "hks"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hks":
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                is_module = (package.parent / Path(*candidate.split("."))).with_suffix(".py").exists() or \
+                    (package.parent / Path(*candidate.split("."))).is_dir()
+                found.add(candidate if is_module else node.module)
+    found.discard(module)
+    return found
+
+
+def test_the_package_has_no_import_circles():
+    package = ROOT / "hks"
+    graph = {}
+    for path in package.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        graph[name] = _imports(path, package)
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                raise AssertionError("import circle: " + " -> ".join(trail[trail.index(nxt):] + [nxt]))
+            if nxt in graph and not state.get(nxt):
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if not state.get(name):
+            visit(name, [name])
+    assert len([m for m in graph if m.endswith("search")]) <= 1
+
+
+def test_a_worker_imports_only_what_running_a_trial_needs():
+    code = ("import sys, hks.worker, hks.objective, hks.store.sql; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'matplotlib', 'sklearn', 'torch', "
+            "'ax'}) + sorted(m for m in sys.modules if m.startswith(('hks.report', 'hks.study', 'hks.samplers'))))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
