@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Search quality of hks's algorithms on standard problems at equal budgets, over many seeds.
 
-Each algorithm (hyperopt tpe / rand / anneal as ``--algo`` configures them in hks, atpe when
-its dependencies are installed, and Ax GP through :mod:`hks.bayesopt.ax_loop`) minimises each
-problem of ``bench/problems.py`` once per seed. Printed per (problem, algorithm, budget):
+Each algorithm (hyperopt tpe / rand / anneal and hks's mtpe as ``--algo`` configures them, atpe when
+its dependencies are installed, Ax GP through :mod:`hks.bayesopt.ax_loop`, ``optuna``: Optuna's
+default sampler as shipped, for reference, and ``mtpe-8``: mtpe with 8 trials pending at a time, as
+with 8 asynchronous workers) minimises each problem of ``bench/problems.py`` once per seed.
+Printed per (problem, algorithm, budget):
 
 * the median best-so-far objective after that many evaluations, over the seeds;
 * the ratio to random search: median simple regret (best-so-far - known optimum) of the
@@ -11,7 +13,16 @@ problem of ``bench/problems.py`` once per seed. Printed per (problem, algorithm,
 
 The GP and ATPE cost up to seconds per suggestion, so these slow algorithms run fewer seeds and a
 smaller budget (``--slow-seeds``, ``--slow-budget``); the table says so. ``--full`` runs every
-problem, every algorithm, more seeds and the slow ones further.
+problem, every algorithm, more seeds and the slow ones further. With mtpe, a summary checks its goal
+cell by cell against tpe and optuna, compares mtpe-8 with mtpe, and times one suggestion of each
+after 1,000 trials (CPU time).
+
+The sampler comparison of the README (held out: NAS-Bench-201, never run here) ran one problem per
+process, 10 seeds (20 did not fit the shared 2-core machine's time; ``--seeds 20 --jobs N`` runs them):
+
+    for p in classic_synthetic cash conv_blocks hpobench_australian hpolib_naval_propulsion; do
+        python bench/search_quality.py --problems $p --algos rand,tpe,optuna,mtpe,mtpe-8 --seeds 10 &
+    done
 
     python bench/search_quality.py [--seeds 10] [--budgets 25,50,100,200] [--problems branin,hartmann6]
                                    [--algos tpe,rand,anneal,gp] [--slow-seeds 3] [--slow-budget 25] [--full]
@@ -20,6 +31,9 @@ problem, every algorithm, more seeds and the slow ones further.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
+import functools
 import math
 import statistics
 import sys
@@ -27,6 +41,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,50 +60,133 @@ BASELINE = "rand"
 
 # --- algorithms: each runs one problem for a budget with a seed and returns the losses in order ---
 
+def sequential(sampler, space: Any, problem: Problem, budget: int) -> list[float]:
+    """Losses of ``budget`` trials suggested one at a time by an hks sampler over in-memory records."""
+    from hyperopt import space_eval
+
+    from hks.store import protocol as p
+
+    history: list[p.Job] = []
+    for tid in range(budget):
+        [doc] = sampler.suggest(history, [tid])
+        job = p.Job("bench", tid, doc=doc)
+        job.state, job.result = p.DONE, {"status": "ok",
+                                         "loss": float(problem.objective(space_eval(space, job.vals())))}
+        history.append(job)
+    return [job.result["loss"] for job in history]
+
+
 def hyperopt_runner(algo: str) -> Runner:
-    """fmin with the suggest function hks itself uses for ``--algo <algo>`` (same start-up settings)."""
+    """hks's sampler for ``--algo <algo>``, exactly as a search runs it (same start-up settings)."""
     def run(problem: Problem, budget: int, seed: int) -> list[float]:
-        from hyperopt import Trials, fmin
+        from hks.samplers import make_sampler
 
-        from hks.search import suggest_algorithm
-
-        trials = Trials()
-        fmin(problem.objective, problem.hyperopt(), algo=suggest_algorithm(Settings(algo=algo)), max_evals=budget,
-             trials=trials, rstate=np.random.default_rng(seed), show_progressbar=False, verbose=False)
-        return [float(loss) for loss in trials.losses()]
+        space = problem.hyperopt()
+        return sequential(make_sampler(Settings(algo=algo, seed=seed), space), space, problem, budget)
 
     return run
 
 
 def gp_runner(problem: Problem, budget: int, seed: int) -> list[float]:
-    """The Ax loop of ``--algo gp`` (Sobol initialisation, then the GP) on the problem's flat space."""
-    from hks.bayesopt import ax_loop
+    """``--algo gp``'s sampler (Sobol start-up by trial id, then Ax's GP) on the problem's flat space."""
+    from hks.bayesopt.flat import to_hyperopt
+    from hks.samplers.ax_gp import AxSampler
 
-    ax_loop.limit_threads(1)
-    client = ax_loop.new_client(problem.space, seed=seed, init_trials=Settings().gp_init_trials, name=problem.name)
-    losses: list[float] = []
-
-    def evaluate(index: int, point: dict) -> dict:
-        losses.append(float(problem.objective(point)))
-        return {"status": "ok", "loss": losses[-1]}
-
-    ax_loop.optimize(client, evaluate, budget)
-    return losses
+    space = to_hyperopt(problem.space)
+    sampler = AxSampler(Settings(algo="gp", seed=seed, threads=1), space, flat=problem.space)
+    return sequential(sampler, space, problem, budget)
 
 
-ALGORITHMS: dict[str, Runner] = {name: hyperopt_runner(name) for name in ("tpe", "rand", "anneal", "atpe")}
+def optuna_runner(problem: Problem, budget: int, seed: int) -> list[float]:
+    """Optuna's default sampler as shipped (TPE, untuned), asked define-by-run over the same hyperopt space."""
+    import optuna
+    from hyperopt import space_eval
+
+    from hks.samplers.optuna_space import ask_values, translate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, params = problem.hyperopt(), translate(problem.hyperopt())
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(lambda trial: problem.objective(space_eval(space, ask_values(trial, params))), n_trials=budget)
+    return [float(t.value) for t in study.trials]
+
+
+def parallel_runner(pending: int) -> Runner:
+    """mtpe with ``pending`` trials out at a time: the first ``pending`` asked as one batch, then each time
+    the oldest finishes, one more asked with the other ``pending - 1`` still running (asynchronous workers)."""
+    def run(problem: Problem, budget: int, seed: int) -> list[float]:
+        from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, space_eval
+
+        from hks.samplers import mtpe
+
+        space, trials, rng = problem.hyperopt(), Trials(), np.random.default_rng(seed)
+        domain = Domain(problem.objective, space)
+        losses: list[float] = []
+
+        def ask(count: int) -> None:
+            ids = trials.new_trial_ids(count)
+            trials.insert_trial_docs(mtpe.suggest(ids, domain, trials, int(rng.integers(2**31 - 1))))
+            trials.refresh()
+
+        ask(min(pending, budget))
+        while len(losses) < budget:
+            doc = min((d for d in trials.trials if d["state"] != JOB_STATE_DONE), key=lambda d: d["tid"])
+            point = space_eval(space, {k: v[0] for k, v in doc["misc"]["vals"].items() if v})
+            losses.append(float(problem.objective(point)))
+            doc["result"], doc["state"] = {"status": STATUS_OK, "loss": losses[-1]}, JOB_STATE_DONE
+            trials.refresh()
+            if len(trials.trials) < budget:
+                ask(1)
+        return losses
+
+    return run
+
+
+ALGORITHMS: dict[str, Runner] = {name: hyperopt_runner(name) for name in ("tpe", "rand", "anneal", "atpe", "mtpe")}
+ALGORITHMS["optuna"] = optuna_runner
+ALGORITHMS["mtpe-8"] = parallel_runner(8)
 ALGORITHMS["gp"] = gp_runner
 
 
 def unavailable(algo: str) -> str | None:
     """Why an algorithm cannot run here (a missing optional dependency), or None."""
-    needs = {"atpe": ("lightgbm", "sklearn"), "gp": ("ax",)}.get(algo, ())
+    needs = {"atpe": ("lightgbm", "sklearn"), "gp": ("ax",), "optuna": ("optuna",)}.get(algo, ())
     for module in needs:
         try:
             __import__(module)
         except ImportError:
             return f"{algo} skipped: {module} is not installed"
     return None
+
+
+# --- cost of one suggestion with a long history ---------------------------------------------------
+
+def suggestion_ms(history: int, repeats: int = 5) -> dict[str, float]:
+    """Median CPU milliseconds of this process for one suggestion of mtpe and of hyperopt's tpe after
+    ``history`` finished trials of hks's classic space (random points, synthetic losses); mtpe also per
+    point of a batch of 8. CPU time, not wall time: on a shared machine the wall clock counts others' work."""
+    from hyperopt import Domain, Trials, fmin, rand, tpe
+
+    from hks.samplers import mtpe
+
+    problem = PROBLEMS["classic_synthetic"]()
+    trials = Trials()
+    fmin(problem.objective, problem.hyperopt(), algo=rand.suggest, max_evals=history, trials=trials,
+         rstate=np.random.default_rng(0), show_progressbar=False, verbose=False)
+    domain = Domain(problem.objective, problem.hyperopt())
+    ids = trials.new_trial_ids(8)
+
+    def timed(call: Callable[[int], object], per: int = 1) -> float:
+        times = []
+        for seed in range(repeats):
+            t0 = time.process_time()
+            call(seed)
+            times.append((time.process_time() - t0) * 1000 / per)
+        return statistics.median(times)
+
+    return {"mtpe": timed(lambda seed: mtpe.suggest(ids[:1], domain, trials, seed)),
+            "mtpe, batch of 8": timed(lambda seed: mtpe.suggest(ids, domain, trials, seed), per=8),
+            "tpe": timed(lambda seed: tpe.suggest(ids[:1], domain, trials, seed))}
 
 
 # --- the table -------------------------------------------------------------------------------------
@@ -131,26 +229,39 @@ def summarize(problem: Problem, runs: dict[str, dict[int, list[float]]], budgets
     return rows
 
 
+def _one_run(task: tuple[str, str, int, int]) -> tuple[list[float], float]:
+    """One (problem, algorithm, budget, seed) run and its seconds; module-level so worker processes can take it."""
+    name, algo, budget, seed = task
+    t0 = time.perf_counter()
+    return ALGORITHMS[algo](_problem(name), budget, seed), time.perf_counter() - t0
+
+
+@functools.cache
+def _problem(name: str) -> Problem:
+    return PROBLEMS[name]()
+
+
 def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
-                  slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print) -> list[Row]:
-    """Run every (problem, algorithm, seed) and return the table rows; one progress line per run."""
-    rows: list[Row] = []
-    started = time.perf_counter()
+                  slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print, jobs: int = 1) -> list[Row]:
+    """Run every (problem, algorithm, seed), in ``jobs`` processes, and return the table rows; one line per run."""
+    tasks = []
     for name in problems:
-        problem = PROBLEMS[name]()
-        runs: dict[str, dict[int, list[float]]] = {}
         for algo in algos:
+            if algo == "gp" and not _problem(name).space:
+                log(f"  {name} gp skipped: the problem has no flat space (conditional)")
+                continue
             slow = algo in SLOW_ALGOS
-            algo_seeds = slow_seeds if slow else seeds
             budget = min(slow_budget, max(budgets)) if slow else max(budgets)
-            runs[algo] = {}
-            for seed in range(algo_seeds):
-                t0 = time.perf_counter()
-                runs[algo][seed] = ALGORITHMS[algo](problem, budget, seed)
-                log(f"  {name} {algo} seed {seed + 1}/{algo_seeds}: best {min(runs[algo][seed]):.6g} after {budget} "
-                    f"evaluations ({time.perf_counter() - t0:.1f}s; {time.perf_counter() - started:.0f}s total)")
-        rows.extend(summarize(problem, runs, budgets))
-    return rows
+            tasks.extend((name, algo, budget, seed) for seed in range(slow_seeds if slow else seeds))
+    started = time.perf_counter()
+    runs: dict[str, dict[str, dict[int, list[float]]]] = {name: {} for name in problems}
+    with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        results = pool.map(_one_run, tasks) if pool else map(_one_run, tasks)
+        for (name, algo, budget, seed), (losses, seconds) in zip(tasks, results):
+            runs[name].setdefault(algo, {})[seed] = losses
+            log(f"  {name} {algo} seed {seed + 1}: best {min(losses):.6g} after {budget} evaluations "
+                f"({seconds:.1f}s; {time.perf_counter() - started:.0f}s total)")
+    return [row for name in problems for row in summarize(_problem(name), runs[name], budgets)]
 
 
 def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
@@ -173,6 +284,35 @@ def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[str] = ("tpe", "optuna"),
+                 budgets: Sequence[int] = (50, 100, 200), parallel: str = "mtpe-8", parallel_budget: int = 100) -> str:
+    """The sampler's goal, cell by cell: median regret no worse than each rival's on every problem at
+    each budget, better on average (mean over problems of the regret ratio to random search), and with
+    8 pending at a time within 10 % of its sequential regret. Empty when the candidate was not run."""
+    cell = {(r.problem, r.algo, r.budget): r for r in rows}
+    problems = list(dict.fromkeys(r.problem for r in rows if r.algo == candidate))
+    if not problems:
+        return ""
+    lines = []
+    for budget in budgets:
+        misses = [f"{problem} vs {rival}" for problem in problems for rival in rivals
+                  if (problem, rival, budget) in cell and (problem, candidate, budget) in cell
+                  and cell[problem, candidate, budget].median_regret > cell[problem, rival, budget].median_regret]
+        means = {algo: statistics.mean(cell[p, algo, budget].ratio for p in problems) for algo in (candidate, *rivals)
+                 if all((p, algo, budget) in cell and cell[p, algo, budget].ratio is not None for p in problems)}
+        if not means:
+            continue
+        lines.append(f"@{budget}: mean regret / random's: " + ", ".join(f"{a} {m:.2f}" for a, m in means.items())
+                     + f"; {candidate} worse than a rival in: {', '.join(misses) or 'none'}")
+    for problem in problems:
+        seq, par = cell.get((problem, candidate, parallel_budget)), cell.get((problem, parallel, parallel_budget))
+        if seq and par:
+            ratio = _ratio(par.median_regret, seq.median_regret)
+            lines.append(f"parallel @{parallel_budget} {problem}: {parallel} regret / {candidate}'s = {ratio:.2f} "
+                         f"({'within' if ratio <= 1.1 else 'NOT within'} 10 %)")
+    return "\n".join(lines)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm (default 10; --full 20)")
@@ -184,6 +324,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"seeds for the slow {'/'.join(SLOW_ALGOS)} (default 3; --full 10)")
     parser.add_argument("--slow-budget", type=int, default=None,
                         help=f"evaluations for the slow {'/'.join(SLOW_ALGOS)} (default 25; --full 100)")
+    parser.add_argument("--cost-trials", type=int, default=1000, help="with mtpe: time one suggestion of "
+                        "mtpe and tpe after this many finished trials (0: skip)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each single-threaded)")
     parser.add_argument("--full", action="store_true", help="every problem and algorithm, more seeds, the slow "
                         "algorithms further (hours)")
     return parser.parse_args(argv)
@@ -216,12 +359,20 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"slow {'/'.join(SLOW_ALGOS)}: {slow_seeds} seeds up to {slow_budget} evaluations", flush=True)
     started = time.perf_counter()
     rows = run_benchmark(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget,
-                         log=lambda line: print(line, flush=True))
+                         log=lambda line: print(line, flush=True), jobs=args.jobs)
     print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
           f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "
           f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
           f"{time.perf_counter() - started:.0f}s in all.\n")
     print(format_table(rows, budgets))
+    summary = goal_summary(rows)
+    if summary:
+        print("\n" + summary)
+    if args.cost_trials and "mtpe" in algos:
+        cost = suggestion_ms(args.cost_trials)
+        print(f"\nCPU ms per suggestion after {args.cost_trials} finished trials of the classic space (median of 5): "
+              + ", ".join(f"{name} {ms:.1f}" for name, ms in cost.items())
+              + f"; mtpe / tpe = {cost['mtpe'] / cost['tpe']:.2f}x")
     return 0
 
 

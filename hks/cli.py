@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
 from hks import config
 from hks.errors import HksError
+from hks.quiet import quiet_tensorflow
 
 COMMANDS: dict[str, str] = {
     "search": "hks.cli:register_search",
@@ -37,13 +39,28 @@ def search_command(args: argparse.Namespace) -> int:
     from hks.study import run_search
 
     settings = config.resolve(args)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         run_search(settings)
-    except KeyboardInterrupt:
-        print("\ninterrupted: every finished trial is saved; run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = _signal_number(exc)
+        how = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        print(f"\n{how}: every finished trial is saved; run the same command again to resume", file=sys.stderr)
+        return 128 + (signum or signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum: int, _frame) -> None:
+    """SIGTERM ends a search as Ctrl-C does (also while it starts): the rest is saved, and said so."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _signal_number(exc: KeyboardInterrupt) -> int | None:
+    """The signal a KeyboardInterrupt stands for (``signal 15``, as raised by hks's SIGTERM handlers)."""
+    text = str(exc)
+    return int(text.split()[1]) if text.startswith("signal ") and text.split()[1].isdigit() else None
 
 
 def register_settings(subparsers) -> None:
@@ -74,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        quiet_tensorflow(config.resolve({"verbose": getattr(args, "verbose", None)}).verbose)
         return int(args.func(args) or 0)
     except HksError as exc:
         print(f"hks: error: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any
 
 from hks.errors import ConfigError
 
-ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "gp")
+ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "mtpe", "gp")
 DATASETS = ("cifar100", "cifar10")
 PRUNE_METHODS = ("none", "median", "asha", "hyperband")
 
@@ -85,6 +85,7 @@ class Settings:
     prune_sampler_loss: str = option("ranked", "HKS_PRUNE_SAMPLER_LOSS", "loss the sampler sees for a pruned "
                                      "trial: ranked (below longer trials) or best (its best so far)",
                                      choices=("ranked", "best"))
+    verbose: bool = option(False, "HKS_VERBOSE", "show TensorFlow's start-up log and retracing warnings")
     # --- distributed search: job store, master and workers (hks.store, hks.worker) --------
     store: str = option("", "HKS_STORE", "job store URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB "
                         "or mongodb://USER:PASSWORD@HOST/DB (empty: trials run in this process)")

@@ -256,3 +256,16 @@ def _random_crop(image, seed: int | None):
 
     padded = tf.image.pad_to_bounding_box(image, 4, 4, 40, 40)
     return tf.image.random_crop(padded, (32, 32, 3), seed=seed)
+
+
+def class_names(dataset: str, data_dir: str | os.PathLike, download: bool = True) -> list[str]:
+    """The fine class names from the archive's meta file (``label_names`` or ``fine_label_names``)."""
+    spec = spec_for(dataset)
+    meta, key = ("batches.meta", "label_names") if spec.coarse_key is None else ("meta", "fine_label_names")
+    path = archive_path(dataset, data_dir, download)
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            names = _unpickle_member(tar, f"{spec.folder}/{meta}")[key]
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError):
+        return [str(i) for i in range(spec.num_fine)]  # names are a nicety: numbers will do
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hks import progress
 from hks import results as res
 from hks.config import Settings
-from hks.data import Splits, load_splits, make_dataset
+from hks.data import Splits, archive_path, load_splits, make_dataset
 from hks.errors import ConfigError, DatasetError, HksError
 from hks.model import build_model
 from hks.seeding import TRAIN, trial_seed
@@ -68,6 +69,16 @@ def _cached_splits(dataset: str, data_dir: str, download: bool, val_fraction: fl
                        dataset_size=dataset_size, seed=seed)
 
 
+def check_setup(settings: Settings, *, load: bool = True) -> None:
+    """What would make every trial fail alike (no dataset, no tensorboard package), checked before a search
+    writes anything. ``load``: read the splits now (cached for this process's trials); else only find the archive."""
+    require_tensorboard(settings)
+    if load:
+        splits_for(settings)
+    else:
+        archive_path(settings.dataset, settings.data_dir, settings.download)
+
+
 def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
     import keras
 
@@ -80,10 +91,8 @@ def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verb
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             if verbose:
-                shown = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "fine_accuracy", "val_fine_accuracy",
-                                                                   "val_coarse_accuracy") if k in logs)
-                print(f"    epoch {epoch + 1}/{settings.epochs}  {shown}  "
-                      f"({time.perf_counter() - self.started:.1f}s)", flush=True)
+                print(progress.epoch_line(epoch, settings.epochs, logs, time.perf_counter() - self.started),
+                      flush=True)
             if on_epoch is not None:
                 on_epoch(epoch, logs)
 
@@ -117,16 +126,17 @@ def require_tensorboard(settings: Settings) -> None:
                           "pip install tensorboard, or turn the option off") from None
 
 
-def tensorboard_callback(settings: Settings, name: str):
-    """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``)."""
-    import keras
+def tensorboard_callback(settings: Settings, name: str, point: dict[str, Any] | None = None):
+    """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``), with the point as HParams."""
+    from hks.tensorboard_log import trial_callback
 
-    return keras.callbacks.TensorBoard(log_dir=str(Path(settings.results_dir) / "tensorboard" / name))
+    return trial_callback(Path(settings.results_dir) / "tensorboard" / name, name, point)
 
 
 def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
                 on_epoch: EpochHook | None = None, verbose: bool = True,
-                log_name: str | None = None, pruning=None) -> dict[str, list[float]]:
+                log_name: str | None = None, pruning=None,
+                point: dict[str, Any] | None = None) -> dict[str, list[float]]:
     """Fit with early stopping on validation fine accuracy; returns the per-epoch history.
 
     ``pruning``: a :func:`prune_callback`, which may stop training before early stopping does.
@@ -145,7 +155,7 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     if pruning is not None:
         callbacks.append(pruning)
     if settings.tensorboard:
-        callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}"))
+        callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}", point))
     history = model.fit(train, validation_data=val, epochs=settings.epochs, verbose=0, callbacks=callbacks,
                         shuffle=False)  # tf.data shuffles already
     out = {k: [float(v) for v in values] for k, values in history.history.items()}
@@ -204,10 +214,13 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     try:
         keras.utils.set_random_seed(seed)
         model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+        if verbose:
+            print(progress.trial_start_line(tid, settings.max_evals, point, params=model.count_params()), flush=True)
         batch_size = int(point.get("batch_size") or 128)
         pruning = prune_callback(should_prune) if should_prune is not None else None
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
-                              log_name=f"trial_{tid}" if tid is not None else None, pruning=pruning)
+                              log_name=f"trial_{progress.trial_number(tid)}" if tid is not None else None,
+                              point=point, pruning=pruning)
         result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
                   "params": int(model.count_params())}
         result["model_name"] = res.make_model_name(result["fine_best_accuracy"])

@@ -61,11 +61,11 @@ def _heads(dataset: str) -> tuple[int, int | None]:
 
 
 def draw_demo(results_dir: str, dataset: str) -> str | None:
-    """``model_demo.png``, the classic demo point's architecture (once per results folder)."""
-    from hks.space import demo_point
+    """``model_demo.png``: the classic sample's ``space_base_demo_to_plot`` point (once per results folder)."""
+    from hks.space import classic_demo_point
 
     path = Path(results_dir) / "model_demo.png"
-    return None if path.exists() else plot_point(demo_point(), path, *_heads(dataset))
+    return None if path.exists() else plot_point(classic_demo_point(), path, *_heads(dataset))
 
 
 def draw_best(results_dir: str, dataset: str, point: dict) -> str | None:

@@ -1,36 +1,155 @@
-"""One progress line per finished trial: trials done / budget, this trial, best so far.
+"""What a search prints: a line when a trial starts, one per epoch, one when it ends, and the time.
 
-Shared by every search driver (local TPE, distributed master, Ax GP) so users see the same
-thing whichever way the search runs.
+Shared by every search driver (local TPE, distributed master, Ax GP) and by the objective, so users
+see the same thing whichever way the search runs. Trials are numbered from 1 here as everywhere a
+user reads them (hyperopt's ``tid`` + 1).
 """
 
 from __future__ import annotations
 
+import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hks.results import best_result
 
+EPOCH_KEYS = ("loss", "val_loss", "fine_accuracy", "val_fine_accuracy", "val_coarse_accuracy")
+_worker_label = "local"
+
+
+def set_worker_label(label: str) -> None:
+    """Name this process in trial start lines (a distributed worker passes its id)."""
+    global _worker_label
+    _worker_label = label
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``3m05s``, ``2h04m``: short enough for a progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def trial_number(tid: int | None) -> str:
+    return "?" if tid is None else str(int(tid) + 1)
+
+
+def describe_point(point: Mapping[str, Any]) -> str:
+    """The main values of a classic-space point in a few words; other spaces show their first keys."""
+    if not {"optimizer", "batch_size", "nb_conv_pool_layers"} <= set(point):
+        return ", ".join(f"{k} {_short(v)}" for k, v in list(point.items())[:6])
+    words = [str(point["optimizer"]), f"lr x{_short(point.get('lr_rate_mult'))}",
+             f"batch {_short(point['batch_size'])}",
+             f"{_short(point['nb_conv_pool_layers'])} conv blocks ({point.get('pooling_type')})"]
+    if point.get("residual") is not None:
+        words.append(f"{_short(point['residual'])} residual")
+    if point.get("use_BN"):
+        words.append("BN")
+    words.append(str(point.get("activation")))
+    return ", ".join(words)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def trial_start_line(tid: int | None, budget: int, point: Mapping[str, Any], *, worker: str | None = None,
+                     params: int | None = None) -> str:
+    """``trial 4/30 started on local: Nadam, lr x1.2, ...; 1,234,567 parameters``."""
+    size = f"; {params:,} parameters" if params is not None else ""
+    return f"trial {trial_number(tid)}/{budget} started on {worker or _worker_label}: {describe_point(point)}{size}"
+
+
+def epoch_line(epoch: int, epochs: int, logs: Mapping[str, float], seconds: float) -> str:
+    """One epoch: training and validation loss, accuracies, and how long it took."""
+    shown = "  ".join(f"{k} {logs[k]:.4f}" for k in EPOCH_KEYS if k in logs)
+    return f"    epoch {epoch + 1}/{epochs}  {shown}  ({seconds:.1f}s)"
+
+
+def budget_spent_line(done: int, budget: int) -> str:
+    return (f"nothing to run: {done} trials are done and --max-evals (HKS_MAX_EVALS) is {budget}; "
+            f"it counts every trial so far, so pass --max-evals {done + 10} (say) to run 10 more")
+
+
+def next_step_line(settings: Any, store: str = "") -> str:
+    """What to do after a search: retrain the winner, with the flags that find this search's results."""
+    from hks.config import Settings
+
+    defaults = Settings()
+    command = ["python", "-m", "hks", "retrain-best"]
+    if store:
+        command += ["--from", settings.results_dir]
+    for name in ("data_dir", "results_dir", "trials_file"):
+        value = getattr(settings, name)
+        if value != getattr(defaults, name) and not (store and name == "trials_file"):
+            command += ["--" + name.replace("_", "-"), str(value)]
+    return (f"next: {shlex.join(command)}  (retrains the best on train + validation and tests it once; "
+            "python -m hks report shows every trial)")
+
 
 class SearchProgress:
-    def __init__(self, budget: int, previous: Iterable[dict[str, Any]] = (), stream=None):
+    """Counts finished trials against the budget and tells the time: elapsed, and an estimate of what is left."""
+
+    def __init__(self, budget: int, previous: Iterable[dict[str, Any]] = (), stream=None,
+                 clock: Callable[[], float] = time.monotonic):
         self.budget = budget
         self.results: list[dict[str, Any]] = list(previous)
-        self.started = time.perf_counter()
+        self.resumed_with = len(self.results)
+        self.clock = clock
+        self.started = clock()
         self.stream = stream
+        self._announced: set[tuple[int, str | None]] = set()
 
     @property
     def best(self) -> dict[str, Any] | None:
         return best_result(self.results)
 
+    @property
+    def spent(self) -> bool:
+        return len(self.results) >= self.budget
+
     def describe_start(self) -> str:
         done = len(self.results)
-        if not done:
-            return f"starting search: {self.budget} trials"
         best = self.best
         best_text = f", best so far {score_text(best)}" if best else ""
+        if self.spent:
+            return budget_spent_line(done, self.budget)
+        if not done:
+            return f"starting search: {self.budget} trials"
         return f"resuming search: {done}/{self.budget} trials done{best_text}"
+
+    def announce_start(self, tid: int, point: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+                       worker: str | None) -> str | None:
+        """Print a trial's start line once per (trial, worker) (the master polls running trials)."""
+        if (tid, worker) in self._announced:
+            return None
+        self._announced.add((tid, worker))
+        line = trial_start_line(tid, self.budget, point() if callable(point) else point, worker=worker)
+        print(line, file=self.stream, flush=True)
+        return line
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def time_left(self) -> float | None:
+        """Seconds left at this session's pace so far (which counts parallel workers); None before a trial ends."""
+        finished = len(self.results) - self.resumed_with
+        if finished <= 0:
+            return None
+        return self.elapsed() / finished * max(0, self.budget - len(self.results))
+
+    def describe_time(self) -> str:
+        left = self.time_left()
+        left_text = "" if left is None else (", done" if left == 0 else f", ~{format_duration(left)} left")
+        return f"{format_duration(self.elapsed())} elapsed{left_text}"
 
     def record(self, result: dict[str, Any]) -> str:
         """Add a finished trial and return (and print) its progress line."""
@@ -54,7 +173,9 @@ class SearchProgress:
         best_text = f"best {score_text(best)} ({best['model_name']})" if best else "no success yet"
         seconds = result.get("train_seconds")
         took = f" [{seconds:.1f}s]" if isinstance(seconds, (int, float)) else ""
-        return f"trial {done}/{self.budget}: {outcome}{took} | {best_text}"
+        number = trial_number(result.get("tid")) if result.get("tid") is not None else str(done)
+        which = f" (trial #{number})" if number != str(done) else ""  # workers may finish out of order
+        return f"trial {done}/{self.budget}: {outcome}{took}{which} | {best_text} | {self.describe_time()}"
 
 
 def score_text(result: dict[str, Any]) -> str:

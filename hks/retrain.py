@@ -20,7 +20,7 @@ import numpy as np
 from hks import config
 from hks import results as res
 from hks.config import Settings
-from hks.data import Split, Splits, load_cifar, make_dataset
+from hks.data import Split, Splits, class_names, load_cifar, make_dataset
 from hks.errors import HksError
 from hks.model import build_model
 from hks.objective import (
@@ -36,8 +36,8 @@ EXPORT_SUFFIX = "_export"
 EVAL_BATCH = 256
 DATASET_BY_CLASSES = {100: "cifar100", 10: "cifar10"}
 RETRAIN_SETTINGS = ("data_dir", "download", "dataset_size", "val_fraction", "augment_crop", "threads", "seed",
-                    "results_dir", "trials_file", "experiment_name", "tensorboard", "base_lr")
-EVALUATE_SETTINGS = ("data_dir", "download", "threads")
+                    "results_dir", "trials_file", "experiment_name", "tensorboard", "base_lr", "verbose")
+EVALUATE_SETTINGS = ("data_dir", "download", "threads", "verbose")
 
 
 class ModelFileError(HksError):
@@ -105,7 +105,7 @@ def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings,
     callbacks = [keras.callbacks.TerminateOnNaN(),
                  epoch_progress_callback(settings.replace(epochs=epochs), None, verbose)]
     if settings.tensorboard:
-        callbacks.append(tensorboard_callback(settings, f"retrain_{best['model_name']}"))
+        callbacks.append(tensorboard_callback(settings, f"retrain_{best['model_name']}", point))
     history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)  # tf.data shuffles
     if not np.all(np.isfinite(history.history.get("loss", [np.nan]))):
         raise HksError(f"retraining {best['model_name']} diverged (non-finite loss); try fewer --epochs")
@@ -155,20 +155,81 @@ def describe(test: dict[str, Any]) -> str:
 
 # --- evaluating ---------------------------------------------------------------------------------
 
-def evaluate_model(predict, test: Split) -> dict[str, Any]:
-    """Fine (and coarse) accuracy of ``predict`` (images -> {head: probabilities}) on a test split."""
-    correct = {"fine": 0, "coarse": 0}
-    heads: set[str] = set()
+def predict_split(predict, test: Split) -> dict[str, np.ndarray]:
+    """Each head's probabilities for every image of ``test`` (``predict``: images -> {head: probabilities})."""
+    chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(test), EVAL_BATCH):
         outputs = predict(test.x[start:start + EVAL_BATCH].astype(np.float32))
-        for head, labels in (("fine", test.fine), ("coarse", test.coarse)):
-            if head in outputs and labels is not None:
-                heads.add(head)
-                predicted = np.argmax(np.asarray(outputs[head]), axis=-1)
-                correct[head] += int(np.sum(predicted == labels[start:start + EVAL_BATCH]))
-    return {"fine_accuracy": correct["fine"] / len(test),
-            "coarse_accuracy": correct["coarse"] / len(test) if "coarse" in heads else None,
-            "test_images": len(test)}
+        for head in ("fine", "coarse"):
+            if head in outputs:
+                chunks.setdefault(head, []).append(np.asarray(outputs[head], dtype=np.float64))
+    return {head: np.concatenate(parts) for head, parts in chunks.items()}
+
+
+def head_figures(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Cross-entropy loss, top-1 and top-5 accuracy of one head."""
+    picked = probabilities[np.arange(len(labels)), labels]
+    top5 = np.argsort(-probabilities, axis=-1)[:, :5]
+    return {"loss": float(np.mean(-np.log(np.clip(picked, 1e-12, 1.0)))),
+            "accuracy": float(np.mean(np.argmax(probabilities, axis=-1) == labels)),
+            "top5_accuracy": float(np.mean(np.any(top5 == labels[:, None], axis=-1)))}
+
+
+def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: int) -> list[float | None]:
+    """Accuracy on each class's test images (None for a class without any)."""
+    out: list[float | None] = []
+    for cls in range(classes):
+        mask = labels == cls
+        out.append(float(np.mean(predicted[mask] == cls)) if mask.any() else None)
+    return out
+
+
+def evaluate_model(predict, test: Split) -> dict[str, Any]:
+    """Loss, top-1 and top-5 accuracy per head and per-class fine accuracy of ``predict`` on a test split."""
+    return figures_of(predict_split(predict, test), test)
+
+
+def figures_of(probabilities: dict[str, np.ndarray], test: Split) -> dict[str, Any]:
+    """:func:`evaluate_model`'s figures from the heads' probabilities."""
+    figures: dict[str, Any] = {"test_images": len(test), "coarse_accuracy": None}
+    for head, labels in (("fine", test.fine), ("coarse", test.coarse)):
+        if head in probabilities and labels is not None:
+            figures.update({f"{head}_{k}": v for k, v in head_figures(probabilities[head], labels).items()})
+    fine = probabilities["fine"]
+    figures["fine_per_class_accuracy"] = per_class_accuracy(np.argmax(fine, axis=-1), test.fine, fine.shape[-1])
+    return figures
+
+
+def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
+    """Counts: row = true class, column = predicted class."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def draw_confusion(matrix: np.ndarray, names: list[str], path: str | Path, title: str) -> Path:
+    """The row-normalised confusion matrix as a PNG (class names on the axes)."""
+    from matplotlib.figure import Figure
+
+    rows = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    size = 4 + 0.12 * len(names)
+    fig = Figure(figsize=(size + 1.5, size), dpi=100)
+    ax = fig.add_subplot()
+    image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=1)
+    ticks = np.arange(len(names))
+    font = 8 if len(names) <= 20 else 5
+    ax.set_xticks(ticks, names, rotation=90, fontsize=font)
+    ax.set_yticks(ticks, names, fontsize=font)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class's test images")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
 
 
 def _keras_predictor(model):
@@ -201,15 +262,45 @@ def load_predictor(path: str | Path):
     return predict, int(probe["fine"].shape[-1])
 
 
-def evaluate_file(path: str | Path, settings: Settings) -> dict[str, Any]:
-    """Test-set accuracy of a saved model; the dataset follows from its number of fine classes."""
+def evaluate_file(path: str | Path, settings: Settings, confusion: str | Path | None = None) -> dict[str, Any]:
+    """Test-set figures of a saved model; the dataset follows from its number of fine classes.
+
+    With ``confusion``, the fine head's confusion matrix is drawn there too.
+    """
     configure_threads(settings.threads)
     predict, classes = load_predictor(path)
     dataset = DATASET_BY_CLASSES.get(classes)
     if dataset is None:
         raise ModelFileError(f"{path} predicts {classes} classes; hks evaluates CIFAR-100 (100) or CIFAR-10 (10)")
     test = load_cifar(dataset, settings.data_dir, settings.download).test
-    return {**evaluate_model(predict, test), "dataset": dataset, "model": str(path)}
+    probabilities = predict_split(predict, test)
+    figures = {**figures_of(probabilities, test), "dataset": dataset, "model": str(path),
+               "class_names": class_names(dataset, settings.data_dir, settings.download)}
+    if confusion:
+        matrix = confusion_matrix(np.argmax(probabilities["fine"], axis=-1), test.fine, classes)
+        figures["confusion_file"] = str(draw_confusion(matrix, figures["class_names"], confusion,
+                                                       f"{Path(path).name} on the {dataset} test set"))
+    return figures
+
+
+def describe_evaluation(figures: dict[str, Any]) -> list[str]:
+    """The lines ``evaluate`` prints: a summary, each head's figures, the classes from worst to best."""
+    coarse = figures["coarse_accuracy"]
+    lines = [f"{figures['model']}: {figures['dataset']} test accuracy: fine {figures['fine_accuracy']:.4f}"
+             + (f", coarse {coarse:.4f}" if coarse is not None else "") + f" ({figures['test_images']} images)"]
+    for head in ("fine", "coarse"):
+        if figures.get(f"{head}_accuracy") is not None:
+            lines.append(f"  {head:6s} loss {figures[f'{head}_loss']:.4f}  top-1 {figures[f'{head}_accuracy']:.4f}"
+                         f"  top-5 {figures[f'{head}_top5_accuracy']:.4f}")
+    names = figures["class_names"]
+    ranked = sorted((acc, names[i]) for i, acc in enumerate(figures["fine_per_class_accuracy"]) if acc is not None)
+    lines.append("  per-class fine accuracy, worst first:")
+    cells = [f"{name} {acc:.2f}" for acc, name in ranked]
+    for start in range(0, len(cells), 6):
+        lines.append("    " + "  ".join(cells[start:start + 6]))
+    if figures.get("confusion_file"):
+        lines.append(f"  confusion matrix: {figures['confusion_file']}")
+    return lines
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -232,21 +323,30 @@ def retrain_command(args: argparse.Namespace) -> int:
 
     settings = config.resolve({k: v for k, v in vars(args).items() if k != "epochs"})
     results = load_source(args.source or default_source(settings), settings)
-    retrain_best(settings, results, epochs=args.epochs)
+    test = retrain_best(settings, results, epochs=args.epochs)
+    from hks.report import safe_write_report
+
+    print(safe_write_report(results, settings.replace(dataset=test["dataset"])), flush=True)
     return 0
 
 
 def register_evaluate(subparsers) -> None:
-    parser = subparsers.add_parser("evaluate", help="test-set accuracy of a saved model",
-                                   description="Test-set accuracy of a saved .keras model or exported model folder.")
-    parser.add_argument("model", metavar="MODEL", help="a .keras file or an exported SavedModel folder")
+    parser = subparsers.add_parser("evaluate", help="test-set loss, top-1/top-5 and per-class accuracy of a model",
+                                   description="Test-set loss, top-1 and top-5 accuracy and per-class accuracy of a "
+                                               "saved .keras model or exported model folder.")
+    parser.add_argument("models", metavar="MODEL", nargs="+", help="a .keras file or an exported SavedModel folder")
+    parser.add_argument("--confusion", metavar="PNG", default=None,
+                        help="also draw the fine head's confusion matrix into this PNG file "
+                             "(with several models: one file each, named after the model)")
     config.add_arguments(parser, names=EVALUATE_SETTINGS)
     parser.set_defaults(func=evaluate_command)
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    figures = evaluate_file(args.model, config.resolve(args))
-    coarse = figures["coarse_accuracy"]
-    print(f"{figures['model']}: {figures['dataset']} test accuracy: fine {figures['fine_accuracy']:.4f}"
-          + (f", coarse {coarse:.4f}" if coarse is not None else "") + f" ({figures['test_images']} images)")
+    settings = config.resolve({k: v for k, v in vars(args).items() if k not in ("confusion", "models")})
+    for model in args.models:
+        confusion = args.confusion
+        if confusion and len(args.models) > 1:
+            confusion = Path(confusion).with_name(f"{Path(confusion).stem}_{Path(model).stem}.png")
+        print("\n".join(describe_evaluation(evaluate_file(model, settings, confusion=confusion))), flush=True)
     return 0

@@ -2,7 +2,8 @@
 
 A user space is any module (or ``.py`` file) that defines ``SPACE``; :func:`load_space` imports
 it by name, which is also how distributed workers rebuild it (no code travels through a store).
-Multipliers are applied to the base values below by the model builder.
+Multipliers are applied to the base values below by the model builder. A space is searched for
+one dataset (:func:`for_dataset`): dimensions that cannot matter there are fixed, not searched.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ SPACE: dict[str, Any] = {
     # Training hyperparameters.
     "lr_rate_mult": hp.loguniform("lr_rate_mult", -0.5, 0.5),
     "l2_weight_reg_mult": hp.loguniform("l2_weight_reg_mult", -1.3, 1.3),
-    "batch_size": scope.int(hp.quniform("batch_size", 100, 450, 5)),
+    "batch_size": scope.int(hp.quniform("batch_size", 100, 700, 5)),
     "optimizer": hp.choice("optimizer", list(OPTIMIZERS)),
     "coarse_labels_weight": hp.uniform("coarse_labels_weight", 0.1, 0.7),
     "conv_dropout_drop_proba": hp.uniform("conv_dropout_drop_proba", 0.0, 0.35),
@@ -63,8 +64,28 @@ SPACE: dict[str, Any] = {
 }
 
 
-def load_space(name: str) -> Any:
-    """The ``SPACE`` of a module name (``hks.space``) or ``.py`` file, as hyperopt expressions.
+# Keys that only the coarse head uses: fixed to None on a dataset without coarse labels.
+COARSE_ONLY_KEYS = ("coarse_labels_weight",)
+
+
+def for_dataset(space: Any, dataset: str | None) -> Any:
+    """``space`` as searched on ``dataset``: without coarse labels the coarse head's keys are fixed to None.
+
+    A fixed key is not a dimension, so TPE does not spend trials on it and the importance plot cannot
+    rank it; the key stays in every point (as None) so that the model builder's contract holds. The
+    fingerprint changes with it, so a CIFAR-10 search never resumes a CIFAR-100 one.
+    """
+    if dataset is None or not isinstance(space, dict):
+        return space
+    from hks.data import spec_for
+
+    if spec_for(dataset).num_coarse:
+        return space
+    return {key: (None if key in COARSE_ONLY_KEYS else value) for key, value in space.items()}
+
+
+def load_space(name: str, dataset: str | None = None) -> Any:
+    """The ``SPACE`` of a module name (``hks.space``) or ``.py`` file, as hyperopt expressions, for ``dataset``.
 
     A flat space (``hks.bayesopt`` Float/Int/Choice, what ``--algo gp`` models) is translated,
     so every sampler, runner and worker handles it like any other space.
@@ -73,8 +94,8 @@ def load_space(name: str) -> Any:
     from hks.bayesopt.flat import Choice, Float, Int, to_hyperopt
 
     if isinstance(space, dict) and space and all(isinstance(v, (Float, Int, Choice)) for v in space.values()):
-        return to_hyperopt(space)
-    return space
+        space = to_hyperopt(space)
+    return for_dataset(space, dataset)
 
 
 def load_raw_space(name: str) -> Any:
@@ -112,8 +133,21 @@ def sample_point(space: Any, seed: int) -> dict[str, Any]:
     return sample(space, rng=np.random.default_rng(seed))
 
 
+def classic_demo_point() -> dict[str, Any]:
+    """The classic sample's ``space_base_demo_to_plot``: the point ``model_demo.png`` draws."""
+    return {
+        "lr_rate_mult": 1.0, "l2_weight_reg_mult": 1.0, "batch_size": 300, "optimizer": "Nadam",
+        "coarse_labels_weight": 0.2, "conv_dropout_drop_proba": 0.175, "fc_dropout_drop_proba": 0.3,
+        "use_BN": True, "first_conv": 4, "residual": 4, "conv_hiddn_units_mult": 1.0,
+        "nb_conv_pool_layers": 3, "conv_pool_res_start_idx": 0, "pooling_type": "inception",
+        "conv_kernel_size": 3, "res_conv_kernel_size": 3, "fc_units_1_mult": 1.0,
+        "one_more_fc": 1.0, "activation": "elu",
+    }
+
+
 def demo_point() -> dict[str, Any]:
-    """A fixed mid-size point of the classic space: the demo picture and the benchmarks use it."""
+    """A fixed mid-size point of the classic space, quicker to train than the classic demo point:
+    tests, benchmarks and autoHyper's default architecture use it."""
     return {
         "lr_rate_mult": 1.0, "l2_weight_reg_mult": 1.0, "batch_size": 128, "optimizer": "Adam",
         "coarse_labels_weight": 0.3, "conv_dropout_drop_proba": 0.1, "fc_dropout_drop_proba": 0.3,

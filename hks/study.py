@@ -23,8 +23,9 @@ from hks import results as res
 from hks.config import Settings, is_auto
 from hks.errors import ConfigError
 from hks.evaluation import Objective, as_result
+from hks.objective import check_setup
 from hks.oracle import Oracle
-from hks.progress import SearchProgress
+from hks.progress import SearchProgress, next_step_line
 from hks.samplers import make_sampler
 from hks.space import load_space
 from hks.store import check_settings, open_store, store_url
@@ -81,7 +82,7 @@ def _search_parts(settings: Settings, space: Any, objective: Objective | None) -
     else:
         settings = settings.replace(objective=objective_name(objective))
     if space is None:
-        space = load_space(settings.space)
+        space = load_space(settings.space, settings.dataset)
     return settings, space, objective
 
 
@@ -102,6 +103,8 @@ class Study:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)
             sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
+            if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers):
+                check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
             self.experiment = exp.register(self.store, self.settings, self.space, self.objective)
             self.oracle = Oracle(self.store, self.exp_key, sampler, pruner, _result_view(self.settings))
@@ -130,6 +133,8 @@ class Study:
         """Read what changed; announce each trial that finished since. True when anything changed."""
         changed = self.oracle.refresh()
         for job in sorted(changed, key=lambda j: j.tid):
+            if job.state == p.RUNNING and self.url:  # a worker took it
+                self.trial_started(job)
             if job.state in p.FINAL_STATES and job.tid not in self.announced:
                 self.announced.add(job.tid)
                 self._announce(self._result(job))
@@ -170,7 +175,11 @@ class Study:
         return self.settings.plots and self.settings.objective == BUILTIN_OBJECTIVE
 
     def trial_started(self, job: p.Job) -> None:
-        """Hook for the console's per-trial start line."""
+        """The console's start line of a trial (hks's own objective prints it in-process, with the model's size)."""
+        from hyperopt import space_eval
+
+        if self.url or self.settings.objective != BUILTIN_OBJECTIVE:
+            self.progress.announce_start(job.tid, lambda: space_eval(self.space, job.vals()), job.owner)
 
     # --- running ------------------------------------------------------------------------------
     def optimize(self) -> list[dict[str, Any]]:
@@ -179,8 +188,7 @@ class Study:
         from hks.runners.master import run_master
 
         if self.finished_count() >= self.settings.max_evals:
-            print(f"nothing to do: {self.finished_count()} trials already done, --max-evals is "
-                  f"{self.settings.max_evals}; raise --max-evals (HKS_MAX_EVALS) to continue this search", flush=True)
+            print(self.progress.describe_start(), flush=True)  # the budget is spent: says so, runs nothing
             return self.results
         self._warn_startup()
         print(self.progress.describe_start() + (f" (store {self.store.url})" if self.url else ""), flush=True)
@@ -211,6 +219,8 @@ class Study:
         print(f"search done: {len(self.results)} trials, {summary}", flush=True)
         if self.results and self.settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()):
             print(safe_write_report(self.results, self.settings), flush=True)
+            if best is not None:
+                print(next_step_line(self.settings, self.url), flush=True)
 
     # --- ask and tell -------------------------------------------------------------------------
     def ask(self) -> Trial:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hks import config
+from hks import config, progress
 from hks import results as res
 from hks.config import Settings
 from hks.errors import HksError, StoreError, TrialAbandoned, WorkerError
@@ -112,7 +112,7 @@ def check_experiment(experiment: p.Experiment, space_name: str, objective_name: 
     if objective_name != experiment.objective:
         raise WorkerError(f"this worker runs objective {objective_name!r} but experiment {experiment.exp_key!r} "
                           f"uses {experiment.objective!r}: start the worker with --objective {experiment.objective}")
-    space = load_space(space_name)
+    space = load_space(space_name, experiment.settings.get("dataset"))
     mine = fingerprint(space)
     if mine != experiment.fingerprint:
         same_name = space_name == experiment.space
@@ -221,6 +221,7 @@ class Worker:
         """Serve trials until idle for ``idle_timeout`` seconds (0: forever), ``max_trials`` are run,
         the experiment is finished, or this worker's master (``--workers N``) is gone."""
         print(f"worker {self.worker_id}: serving experiment {self.exp_key!r} from {self.store.url}", flush=True)
+        progress.set_worker_label(self.worker_id)
         idle_since, poll = time.monotonic(), IDLE_POLL_MIN
         last_touch = last_sweep = last_look = -float("inf")
         try:

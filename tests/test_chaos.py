@@ -31,7 +31,7 @@ from hks.store.urls import parse
 WORKERS = 8
 MAX_EVALS = 64
 TRIAL_SECONDS = "1.5"
-LEASE = 3.0
+LEASE = 5.0
 OUTAGE_SECONDS = 10.0
 SEARCH_TIMEOUT = 150.0
 

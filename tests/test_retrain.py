@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hks import results as res
@@ -74,10 +75,45 @@ def test_retrain_best_tests_the_winner_once_and_records_it_beside_its_result(ret
 def test_evaluate_a_saved_model_gives_the_recorded_test_accuracy(retrained, trials, which, capsys):
     test = retrained["recorded"]["test"]
     assert main(["evaluate", test[which], *_cli_settings(trials)[:5]]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
+    line = capsys.readouterr().out.strip().splitlines()[0]
     assert "cifar10 test accuracy: fine" in line and "(1017 images)" in line
     accuracy = float(line.split("fine ")[1].split()[0].rstrip(","))
     assert accuracy == pytest.approx(test["fine_accuracy"], abs=2.5 / 1017)  # float rounding may flip an image
+
+
+def test_retrain_records_loss_top5_and_per_class_accuracy_that_agree_with_top1(retrained, cifar10_dir):
+    from hks.data import load_cifar
+
+    test = retrained["recorded"]["test"]
+    assert 0 < test["fine_loss"] < 10 and test["fine_accuracy"] <= test["fine_top5_accuracy"] <= 1
+    assert test["fine_top5_accuracy"] > 5 * CHANCE * 0.9  # top-5 of 10 classes is far above top-1's chance
+    counts = np.bincount(load_cifar("cifar10", cifar10_dir, download=False).test.fine, minlength=10)
+    per_class = test["fine_per_class_accuracy"]
+    assert len(per_class) == 10 and len(set(per_class)) > 1
+    assert np.dot(per_class, counts) / counts.sum() == pytest.approx(test["fine_accuracy"], abs=1e-9)
+
+
+def test_evaluate_prints_loss_top5_per_class_and_draws_the_confusion_matrix(retrained, trials, tmp_path, capsys):
+    picture = tmp_path / "confusion.png"
+    test = retrained["recorded"]["test"]
+    assert main(["evaluate", test["model_file"], "--confusion", str(picture), *_cli_settings(trials)[:5]]) == 0
+    out = capsys.readouterr().out
+    head_line = next(line for line in out.splitlines() if line.startswith("  fine   loss "))
+    assert float(head_line.split()[2]) == pytest.approx(test["fine_loss"], abs=0.01) and "top-5 " in head_line
+    assert "per-class fine accuracy, worst first:" in out
+    for name in ("airplane", "automobile", "truck"):  # the class names from the archive's batches.meta
+        assert f"{name} " in out
+    assert f"confusion matrix: {picture}" in out
+    from matplotlib.image import imread
+
+    image = imread(picture)
+    assert image.shape[0] > 300 and image[..., :3].std() > 0.05  # drawn, not blank
+
+
+def test_retrain_best_refreshes_the_report(retrained, trials):
+    page = Path(trials.results_dir) / "report.html"
+    assert page.stat().st_mtime >= Path(retrained["recorded"]["test"]["model_file"]).stat().st_mtime
+    assert f"{retrained['recorded']['test']['fine_accuracy']:.4g}" in page.read_text()
 
 
 def test_the_report_shows_the_test_accuracy_of_the_retrained_best(retrained, trials, tmp_path):
@@ -104,10 +140,32 @@ def test_evaluate_refuses_a_missing_or_foreign_file_in_one_line(tmp_path, capsys
     assert "is not a loadable Keras model" in err and len(err.splitlines()) == 1
 
 
-def test_tensorboard_writes_logs_per_trial(tmp_path, cifar10_dir):
+def _summaries(folder: Path) -> list:
+    import tensorflow as tf
+
+    return [value for path in sorted(folder.glob("events.out.tfevents.*"))
+            for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value]
+
+
+def test_tensorboard_writes_logs_and_hparams_per_trial_numbered_from_one(tmp_path, cifar10_dir):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
     settings = _settings(tmp_path, cifar10_dir, tensorboard=True, dataset_size=300)
     result = run_trial(SMALL_POINT, settings, tid=7, verbose=False)
     assert result["status"] == "ok"
-    logs = Path(settings.results_dir) / "tensorboard" / "trial_7"
+    logs = Path(settings.results_dir) / "tensorboard" / "trial_8"
     assert list((logs / "train").glob("events.out.tfevents.*"))
     assert list((logs / "validation").glob("events.out.tfevents.*"))
+    summaries = _summaries(logs)
+    starts = [plugin_data_pb2.HParamsPluginData.FromString(v.metadata.plugin_data.content).session_start_info
+              for v in summaries if v.metadata.plugin_data.plugin_name == "hparams"
+              and v.tag == "_hparams_/session_start_info"]
+    assert len(starts) == 1 and starts[0].group_name == "trial_8"
+    hparams = starts[0].hparams
+    assert hparams["optimizer"].string_value == SMALL_POINT["optimizer"]
+    assert hparams["batch_size"].number_value == SMALL_POINT["batch_size"]
+    assert hparams["residual"].string_value == "None" and hparams["use_BN"].bool_value is False
+    best = {v.tag: float(tf.make_ndarray(v.tensor)) for v in summaries if v.tag.startswith("best_")}
+    assert best["best_val_fine_accuracy"] == pytest.approx(result["fine_best_accuracy"])
+    assert best["best_val_loss"] == pytest.approx(result["real_loss"])

@@ -33,7 +33,7 @@ def test_sampled_points_cover_every_option(points):
 
 @pytest.mark.parametrize("key, low, high", [
     ("lr_rate_mult", np.exp(-0.5), np.exp(0.5)), ("l2_weight_reg_mult", np.exp(-1.3), np.exp(1.3)),
-    ("batch_size", 100, 450), ("coarse_labels_weight", 0.1, 0.7), ("conv_dropout_drop_proba", 0, 0.35),
+    ("batch_size", 100, 700), ("coarse_labels_weight", 0.1, 0.7), ("conv_dropout_drop_proba", 0, 0.35),
     ("fc_dropout_drop_proba", 0, 0.6), ("conv_hiddn_units_mult", np.exp(-0.6), np.exp(0.6)),
     ("fc_units_1_mult", np.exp(-0.6), np.exp(0.6)),
 ])
@@ -98,3 +98,60 @@ def test_a_point_missing_keys_or_with_a_bad_optimizer_is_refused_clearly():
         model.build_model({k: v for k, v in space.demo_point().items() if k != "lr_rate_mult"})
     with pytest.raises(SpaceError, match="unknown optimizer 'Adamz'"):
         model.build_model({**space.demo_point(), "optimizer": "Adamz"})
+
+
+def _searched_labels(space_, evals: int = 4) -> set[str]:
+    """The labels hyperopt actually draws (its ``misc.vals``) in a few real random-search trials."""
+    from hyperopt import Trials, fmin, rand
+
+    trials = Trials()
+    fmin(lambda point: 0.0, space_, algo=rand.suggest, max_evals=evals, trials=trials,
+         rstate=np.random.default_rng(0), show_progressbar=False)
+    return set(trials.trials[0]["misc"]["vals"])
+
+
+def test_without_coarse_labels_the_coarse_weight_is_not_searched():
+    cifar10, cifar100 = space.load_space("hks.space", "cifar10"), space.load_space("hks.space", "cifar100")
+    assert "coarse_labels_weight" not in _searched_labels(cifar10)
+    assert "coarse_labels_weight" in _searched_labels(cifar100)
+    assert all(space.sample_point(cifar10, seed)["coarse_labels_weight"] is None for seed in range(5))
+    assert space.fingerprint(cifar100) == space.fingerprint(space.SPACE)
+    assert space.fingerprint(cifar10) != space.fingerprint(cifar100)
+
+
+def test_a_cifar10_point_builds_a_single_head_model():
+    point = space.sample_point(space.load_space("hks.space", "cifar10"), 3)
+    built = model.build_model(point, num_fine=10, num_coarse=None)
+    assert list(built.output) == ["fine"]
+
+
+def test_a_user_space_drops_the_coarse_weight_on_a_single_head_dataset(tmp_path):
+    path = tmp_path / "user_space.py"
+    path.write_text("from hyperopt import hp\nSPACE = {'x': hp.uniform('x', 0, 1), "
+                    "'coarse_labels_weight': hp.uniform('coarse_labels_weight', 0.1, 0.7)}\n")
+    assert _searched_labels(space.load_space(str(path), "cifar10")) == {"x"}
+    assert _searched_labels(space.load_space(str(path), "cifar100")) == {"x", "coarse_labels_weight"}
+    assert space.fingerprint(space.load_space(str(path))) == space.fingerprint(space.load_space(str(path), "cifar100"))
+
+
+def test_the_demo_picture_draws_the_classic_space_base_demo_to_plot():
+    point = space.classic_demo_point()
+    assert (point["batch_size"], point["optimizer"], point["coarse_labels_weight"]) == (300, "Nadam", 0.2)
+    assert (point["conv_dropout_drop_proba"], point["fc_dropout_drop_proba"], point["use_BN"]) == (0.175, 0.3, True)
+    assert (point["first_conv"], point["residual"], point["nb_conv_pool_layers"]) == (4, 4, 3)
+    assert (point["pooling_type"], point["activation"], point["one_more_fc"]) == ("inception", "elu", 1.0)
+    built = model.build_model(point)
+    assert type(built.optimizer).__name__ == "Nadam"
+    assert built.get_compile_config()["loss_weights"] == {"fine": 1.0, "coarse": 0.2}
+    # 4 residual units in each of the 3 blocks (start index 0): 3 x 4 x 2 residual convs, plus the block convs.
+    convs = [layer for layer in built.layers if type(layer).__name__ == "Conv2D"]
+    assert len(convs) >= 1 + 3 + 3 * 4 * 2
+
+
+def test_model_demo_png_is_drawn_from_the_classic_point(tmp_path, monkeypatch):
+    from hks import plotting
+
+    drawn = []
+    monkeypatch.setattr(plotting, "plot_point", lambda point, path, *heads: drawn.append((point, path, heads)))
+    plotting.draw_demo(str(tmp_path), "cifar10")
+    assert drawn == [(space.classic_demo_point(), tmp_path / "model_demo.png", (10, None))]

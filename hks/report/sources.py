@@ -91,7 +91,7 @@ def _space(record: Any) -> Any:
     from hks.space import load_space
 
     try:
-        return load_space(record.space) if record is not None else None
+        return load_space(record.space, record.settings.get("dataset")) if record is not None else None
     except HksError:  # a space that cannot be imported here: pending trials are shown without settings
         return None
 
@@ -181,6 +181,6 @@ def finished_results(record: Any, jobs: list[Any]) -> list[dict[str, Any]]:
 
     jobs = sorted((j for j in jobs if j.state in FINAL_STATES), key=lambda j: j.tid)
     needs_space = record is not None and any((j.result or {}).get("space") is None for j in jobs)
-    space = load_space(record.space) if needs_space else None
+    space = load_space(record.space, record.settings.get("dataset")) if needs_space else None
     base_lr = record.settings.get("base_lr") if record is not None else None
     return with_base_lr([finished_result(job, space) for job in jobs], base_lr)

@@ -12,7 +12,7 @@ from hks.config import Settings
 from hks.errors import ConfigError
 from hks.samplers.base import Sampler
 
-HYPEROPT_ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
+HYPEROPT_ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "mtpe")  # mtpe: hyperopt's interface, Optuna inside
 
 
 def make_sampler(settings: Settings, space: Any) -> Sampler:

@@ -63,8 +63,10 @@ def from_unit(space: FlatSpace, unit: np.ndarray) -> dict[str, Any]:
 class AxSampler(Sampler):
     name = "gp"
 
-    def __init__(self, settings: Settings, space: Any):
-        self.flat = _flat_space(settings)
+    def __init__(self, settings: Settings, space: Any, flat: FlatSpace | None = None):
+        """``space`` is the flat space as hyperopt expressions; ``flat`` the flat space itself (by default,
+        loaded from ``settings.space``, which ``--algo gp`` sets to ``--gp-space``)."""
+        self.flat = check_flat_space(flat, "the flat space") if flat is not None else _flat_space(settings)
         self.hyperopt_space = space
         self.seed, self.init_trials, self.threads = settings.seed, settings.gp_init_trials, settings.threads
         from hks.bayesopt.ax_loop import import_ax

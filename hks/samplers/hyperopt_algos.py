@@ -37,6 +37,10 @@ def hyperopt_algorithm(name: str) -> Suggest:
         return functools.partial(tpe.suggest, n_startup_jobs=0)  # start-up is decided here, on finished trials
     if name == "rand":
         return rand.suggest
+    if name == "mtpe":
+        from hks.samplers import mtpe
+
+        return mtpe.suggest
     if name == "anneal":
         return anneal.suggest
     if name == "atpe":

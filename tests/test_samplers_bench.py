@@ -1,0 +1,72 @@
+"""bench/problems.py's conditional problems: their stated optima are exact, and bench runs mtpe, Optuna, mtpe-8."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hyperopt import Trials, fmin, rand
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import problems as pb  # noqa: E402
+from bench.search_quality import ALGORITHMS, goal_summary, run_benchmark  # noqa: E402
+from hks.space import ACTIVATIONS, OPTIMIZERS, POOLING_TYPES  # noqa: E402
+
+CLASSIC_BEST_FLOATS = {"lr_rate_mult": 1.1 * 1.35, "l2_weight_reg_mult": 0.5, "batch_size": 160,
+                       "coarse_labels_weight": 0.35, "conv_dropout_drop_proba": 0.05, "fc_dropout_drop_proba": 0.45,
+                       "conv_hiddn_units_mult": 1.4, "fc_units_1_mult": 0.8}
+
+
+def test_classic_synthetic_optimum_is_the_best_discrete_cost_found_by_enumeration():
+    choices = {"optimizer": OPTIMIZERS, "use_BN": (False, True), "activation": ACTIVATIONS,
+               "first_conv": (None, 3, 4), "nb_conv_pool_layers": (2, 3), "pooling_type": POOLING_TYPES,
+               "conv_kernel_size": (2, 3, 4), "residual": (None, 1, 2, 3, 4), "conv_pool_res_start_idx": (0, 1, 2),
+               "res_conv_kernel_size": (2, 3, 4), "one_more_fc": (None, 0.7)}
+    best = min(pb.classic_discrete(dict(zip(choices, combo))) for combo in itertools.product(*choices.values()))
+    problem = pb.classic_synthetic()
+    assert 0.4 + best == pytest.approx(problem.optimum)
+    point = {"optimizer": "Adam", "use_BN": True, "activation": "relu", "first_conv": 3, "nb_conv_pool_layers": 3,
+             "pooling_type": "inception", "conv_kernel_size": 2, "residual": 3, "conv_pool_res_start_idx": 1,
+             "res_conv_kernel_size": 3, "one_more_fc": 0.7, **CLASSIC_BEST_FLOATS}
+    assert problem.objective(point) == pytest.approx(problem.optimum)
+
+
+def test_cash_and_conv_blocks_reach_their_optima_only_at_the_documented_points():
+    cash = pb.cash()
+    boosting = {"name": "boosting", "learning_rate": 0.1, "n_estimators": 300, "max_depth": 4, "subsample": 0.8}
+    assert cash.objective({"model": boosting}) == pytest.approx(cash.optimum)
+    assert cash.objective({"model": {**boosting, "learning_rate": 0.2}}) > cash.optimum + 0.01
+    blocks = pb.conv_blocks()
+    chain = [{"filters": 16, "kernel": 5, "pool": "max"}, {"filters": 32, "kernel": 3, "pool": "max"},
+             {"filters": 64, "kernel": 3, "pool": "max"}]
+    best = {"blocks": chain, "optimizer": "adam", "batch_norm": True, "lr": 3e-3}
+    assert blocks.objective(best) == pytest.approx(blocks.optimum) == pytest.approx(0.3)
+    assert blocks.objective({**best, "blocks": chain[:2]}) > blocks.optimum
+
+
+def test_random_points_of_the_conditional_problems_never_beat_their_optimum():
+    for factory in (pb.classic_synthetic, pb.cash, pb.conv_blocks):
+        problem = factory()
+        trials = Trials()
+        fmin(problem.objective, problem.hyperopt(), algo=rand.suggest, max_evals=200, trials=trials,
+             rstate=np.random.default_rng(0), show_progressbar=False)
+        assert min(trials.losses()) > problem.optimum
+
+
+def test_benchmark_runs_mtpe_optuna_and_mtpe_with_8_pending_and_summarises_the_goal():
+    rows = run_benchmark(["conv_blocks"], ["rand", "tpe", "optuna", "mtpe", "mtpe-8"], [20, 40], 2,
+                         slow_seeds=0, slow_budget=0, log=lambda _: None)
+    assert {r.algo for r in rows} == {"rand", "tpe", "optuna", "mtpe", "mtpe-8"}
+    assert all(r.median_best >= pb.conv_blocks().optimum for r in rows)
+    summary = goal_summary(rows, budgets=(40,), parallel_budget=40)
+    assert "@40: mean regret / random's: mtpe" in summary and "parallel @40 conv_blocks: mtpe-8" in summary
+
+
+def test_eight_pending_runner_evaluates_each_suggestion_once():
+    problem = pb.cash()
+    losses = ALGORITHMS["mtpe-8"](problem, 30, 0)
+    assert len(losses) == 30 and len(set(losses)) == 30  # no point evaluated twice

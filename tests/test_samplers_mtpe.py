@@ -1,0 +1,192 @@
+"""--algo mtpe: hyperopt spaces in Optuna's terms, and the sampler under hyperopt's fmin and with pending trials."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, fmin, hp, rand, space_eval
+from hyperopt.pyll import scope
+
+from hks.config import resolve
+from hks.errors import SpaceError
+from hks.samplers import mtpe
+from hks.samplers.hyperopt_algos import hyperopt_algorithm
+from hks.samplers.optuna_space import ask_values, idxs_vals, translate, values_from_misc
+from hks.space import SPACE
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
+
+GRID = {"a": hp.choice("a", ["x", "y", "z"]), "b": hp.choice("b", [0, 1])}  # six points in all
+NESTED = {"depth": hp.choice("depth", [None, scope.int(hp.quniform("units", 1, 4, 1))]),
+          "lr": hp.loguniform("lr", -3, 0), "k": hp.randint("k", 2, 6)}
+
+
+def grid_loss(p):
+    return {"x": 0.0, "y": 1.0, "z": 2.0}[p["a"]] + p["b"]
+
+
+def nested_loss(p):
+    return abs(math.log(p["lr"]) + 1) + (1.0 if p["depth"] is None else abs(p["depth"] - 3) / 3) + abs(p["k"] - 4)
+
+
+def _point(doc):
+    return {k: v[0] for k, v in doc["misc"]["vals"].items() if v}
+
+
+def _finish(trials, loss_fn, space):
+    """Give every pending trial its loss, as a worker would."""
+    for doc in trials.trials:
+        if doc["state"] != JOB_STATE_DONE:
+            loss = loss_fn(space_eval(space, _point(doc)))
+            doc["result"], doc["state"] = {"status": STATUS_OK, "loss": loss}, JOB_STATE_DONE
+    trials.refresh()
+
+
+def _ask(trials, space, ids, seed, **knobs):
+    docs = mtpe.suggest(ids, Domain(lambda p: 0.0, space), trials, seed, **knobs)
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+    return docs
+
+
+def test_translation_keeps_the_conditions_and_round_trips_hyperopt_values():
+    params = {p.label: p for p in translate(SPACE)}
+    assert params["residual_units"].conditions == ((("residual", 1),),)
+    assert params["fc_units_2_mult"].conditions == ((("one_more_fc", 1),),)
+    assert params["optimizer"].kind == "choice" and params["optimizer"].distribution.choices == (0, 1, 2)
+    assert (params["batch_size"].distribution.low, params["batch_size"].distribution.high) == (20, 90)
+    assert list(params).index("residual") < list(params).index("residual_units")  # parents first
+    trials = Trials()
+    fmin(lambda p: 0.0, SPACE, algo=rand.suggest, max_evals=30, trials=trials, rstate=np.random.default_rng(0),
+         show_progressbar=False)
+    plist = translate(SPACE)
+    for doc in trials.trials:
+        idxs, vals = idxs_vals(plist, values_from_misc(plist, doc["misc"]), doc["tid"])
+        assert vals == doc["misc"]["vals"] and idxs == doc["misc"]["idxs"]
+
+
+def test_a_label_shared_by_several_branches_is_active_in_each_and_randint_keeps_its_offset():
+    blocks = [hp.choice(f"b{i}", [8, 16]) for i in range(3)]
+    params = {p.label: p for p in translate({"blocks": hp.choice("n", [blocks[:1], blocks[:2], blocks]),
+                                             "k": hp.randint("k", 2, 6)})}
+    assert params["b1"].conditions == ((("n", 1),), (("n", 2),))
+    assert params["b1"].active({"n": 2}) and not params["b1"].active({"n": 0})
+    assert (params["k"].distribution.low, params["k"].distribution.high) == (2, 5)
+
+
+def test_an_unsupported_or_computed_bound_is_refused_with_a_clear_message():
+    with pytest.raises(SpaceError, match="constants"):
+        translate({"x": hp.uniform("x", 0, hp.uniform("hi", 1, 2))})
+
+
+def test_fmin_runs_mtpe_and_same_seed_gives_same_search():
+    def run(seed):
+        trials = Trials()
+        fmin(nested_loss, NESTED, algo=hyperopt_algorithm("mtpe"), max_evals=30, trials=trials,
+             rstate=np.random.default_rng(seed), show_progressbar=False)
+        return [_point(d) for d in trials.trials], trials.losses()
+
+    first, losses = run(3)
+    assert first == run(3)[0] and first != run(4)[0]
+    assert min(losses) < min(losses[:10])  # the model improved on the start-up design
+
+
+def test_no_point_is_ever_repeated_so_a_tiny_space_is_covered_exactly():
+    trials = Trials()
+    fmin(grid_loss, GRID, algo=mtpe.suggest, max_evals=6, trials=trials, rstate=np.random.default_rng(1),
+         show_progressbar=False)
+    assert sorted(map(tuple, (sorted(_point(d).items()) for d in trials.trials))) == sorted(
+        (("a", a), ("b", b)) for a in range(3) for b in range(2))
+
+
+def test_a_batch_after_start_up_has_no_near_duplicates_of_itself_or_of_pending_trials():
+    space, trials = NESTED, Trials()
+    _ask(trials, space, trials.new_trial_ids(12), seed=5)
+    _finish(trials, nested_loss, space)
+    _ask(trials, space, trials.new_trial_ids(4), seed=6)  # 4 pending
+    docs = _ask(trials, space, trials.new_trial_ids(8), seed=7)
+    assert len(docs) == 8
+    space_ = mtpe.Space(translate(space), mtpe.Knobs().min_gap)
+    encoded = space_.encode(mtpe.History.from_trials(space_.params, trials.trials).x)
+    assert len(encoded) == 24
+    for i in range(12, len(encoded)):
+        assert not mtpe.near_duplicate(encoded[i], np.delete(encoded, i, axis=0), space_.tol)
+    assert mtpe.near_duplicate(encoded[20] + space_.tol / 2, encoded, space_.tol)
+
+
+def test_start_up_counts_finished_trials_only(monkeypatch):
+    calls = []
+    original = mtpe.Proposer.space_filling
+    monkeypatch.setattr(mtpe.Proposer, "space_filling", lambda self: calls.append(1) or original(self))
+    trials = Trials()
+    _ask(trials, NESTED, trials.new_trial_ids(9), seed=1)
+    _finish(trials, nested_loss, NESTED)
+    _ask(trials, NESTED, trials.new_trial_ids(6), seed=2)  # 9 finished + 6 pending: still start-up
+    assert len(calls) == 15
+    _finish(trials, nested_loss, NESTED)
+    calls.clear()
+    _ask(trials, NESTED, trials.new_trial_ids(3), seed=3, local_prob=0.0)  # 15 finished: TPE
+    assert calls == []
+
+
+def test_identical_inputs_give_identical_batches():
+    def batch():
+        trials = Trials()
+        _ask(trials, SPACE, trials.new_trial_ids(12), seed=11)
+        _finish(trials, lambda p: p["lr_rate_mult"] + p["batch_size"] / 450, SPACE)
+        return [_point(d) for d in _ask(trials, SPACE, trials.new_trial_ids(5), seed=12)]
+
+    assert batch() == batch()
+
+
+def test_failed_and_pending_trials_are_not_modelled_as_results_but_block_repeats():
+    trials = Trials()
+    _ask(trials, GRID, trials.new_trial_ids(5), seed=0)
+    for doc in trials.trials[:3]:
+        doc["result"], doc["state"] = {"status": "fail"}, JOB_STATE_DONE
+    trials.refresh()
+    history = mtpe.History.from_trials(translate(GRID), trials.trials)
+    assert history.state.tolist() == [mtpe.OTHER] * 3 + [mtpe.PENDING] * 2 and history.n_done == 0
+    last = _ask(trials, GRID, trials.new_trial_ids(1), seed=1)
+    assert _point(last[0]) not in [_point(d) for d in trials.trials[:5]]
+
+
+def test_optuna_define_by_run_gives_hyperopt_values_of_the_same_space():
+    params = translate(NESTED)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        vals = ask_values(study.ask(), params)
+        point = space_eval(NESTED, vals)
+        assert 2 <= point["k"] <= 5 and math.exp(-3) <= point["lr"] <= 1
+        assert ("units" in vals) == (point["depth"] is not None)
+
+
+def test_algo_mtpe_is_a_setting_and_beats_random_search_on_a_conditional_problem():
+    assert resolve({"algo": "mtpe"}).algo == "mtpe"
+    from bench.problems import conv_blocks
+
+    problem = conv_blocks()
+
+    def regret(algo, seed):
+        trials = Trials()
+        fmin(problem.objective, problem.hyperopt(), algo=algo, max_evals=60, trials=trials,
+             rstate=np.random.default_rng(seed), show_progressbar=False)
+        return min(trials.losses()) - problem.optimum
+
+    seeds = range(5)
+    assert np.median([regret(mtpe.suggest, s) for s in seeds]) < np.median([regret(rand.suggest, s) for s in seeds])
+
+
+@pytest.mark.parametrize("knob", [{"n_startup": 0, "local_prob": 1.0, "branch_prob": 1.0}, {"local_prob": 1.0},
+                                  {"explore_prob": 1.0}])
+def test_extreme_knobs_still_suggest(knob):
+    trials = Trials()
+    fmin(nested_loss, NESTED, algo=functools.partial(mtpe.suggest, **knob), max_evals=15, trials=trials,
+         rstate=np.random.default_rng(0), show_progressbar=False)
+    assert len(trials.trials) == 15
