@@ -1,15 +1,17 @@
-"""Compose the report: results -> table -> pictures -> one HTML page beside its PNGs.
+"""Compose the report: a snapshot of the search -> table -> one interactive HTML page.
 
 :func:`write_report` is what the search driver calls after every search and what ``python -m hks
-report`` runs. A picture that cannot be drawn becomes a one-line note in the page instead of an
-error, so a report never stops a search and a partial report is still written.
+report`` runs (again and again with ``--watch``, so that an open page shows a running search). A
+picture that cannot be drawn becomes a one-line note in the page instead of an error, so a report
+never stops a search and a partial report is still written.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,17 @@ import pandas as pd
 
 from hks import results as res
 from hks.config import Settings
-from hks.report import figures
-from hks.report.frame import ACCURACY, PARAM_PREFIX, flatten_point, param_columns, param_name, results_frame
-from hks.report.html import Picture, Section, Table, render_page
+from hks.report import payload as pl
+from hks.report.frame import ACCURACY, flatten_point, param_columns, results_frame
+from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
+from hks.report.snapshot import Snapshot, as_snapshot
 
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "report"
-TOP_TRIALS = 10
+DEFAULT_REFRESH_SECONDS = 30.0
+MAX_FAILED_ROWS = 100  # more failed trials are in the trials table (status 'fail')
+CHANCE_MARGIN = 1.5  # a best accuracy below 1.5x chance is "at or near chance level"
 
 
 @dataclass
@@ -37,30 +42,55 @@ class ReportOutcome:
     problems: list[str] = field(default_factory=list)
     trials: int = 0
     succeeded: int = 0
+    finished: bool = True
 
 
-def write_report(results: Sequence[dict[str, Any]], settings: Settings, *, out_dir: str | Path | None = None,
-                 source: str = "") -> ReportOutcome:
-    """Write ``<out_dir>/report.html`` (default: the results folder) and its PNGs for these results."""
+def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Settings, *,
+                 out_dir: str | Path | None = None, source: str = "",
+                 refresh_seconds: float = DEFAULT_REFRESH_SECONDS) -> ReportOutcome:
+    """Write ``<out_dir>/report.html`` (default: the results folder) for these results or this snapshot.
+
+    A snapshot of a running search gives a page that reloads itself every ``refresh_seconds``.
+    """
     out = Path(out_dir if out_dir is not None else settings.results_dir)
-    folder = out / PICTURES_FOLDER
-    results = list(results)
-    frame = results_frame(results)
+    snapshot = as_snapshot(results, experiment=settings.experiment_name)
+    snapshot.experiment = snapshot.experiment or settings.experiment_name
+    snapshot.dataset = snapshot.dataset or next(
+        (r["dataset"] for r in snapshot.results if r.get("dataset")), settings.dataset)
+    frame = results_frame(snapshot.results)
     ok_count = int(frame[ACCURACY].notna().sum()) if not frame.empty else 0
-    outcome = ReportOutcome(out / REPORT_FILE, trials=len(results), succeeded=ok_count)
-    sections: list[Section] = []
-    if ok_count:
-        best = _with_test_record(res.best_result(results), settings)
-        sections += _success_sections(results, frame, best, settings, folder, outcome)
-    if not frame.empty and (frame["status"] != res.STATUS_OK).any():
-        sections.append(_failed_section(frame))
-    page = render_page(f"hks search report: {settings.experiment_name}", _summary(frame, results, source),
-                       sections, notice=_notice(frame, source))
+    outcome = ReportOutcome(out / REPORT_FILE, trials=len(snapshot.results), succeeded=ok_count,
+                            finished=snapshot.finished)
+    columns = param_columns(frame) if not frame.empty else []
+    importance = compute_importance(frame, columns, seed=settings.seed)
+    best = res.best_result(snapshot.results)
+    best = _with_test_record(best, settings) if best else None
+    chance = chance_level(snapshot.dataset)
+    sections = []
+    if best:
+        sections.append(_best_section(best, chance, snapshot.dataset))
+    if not frame.empty:
+        sections += _chart_sections(ok_count, columns)
+    failed = frame[frame["status"] == res.STATUS_FAIL] if not frame.empty else frame
+    if len(failed):
+        sections.append(_failed_section(failed, snapshot.results, Path(settings.results_dir), out))
+    if best:
+        sections.append(_architecture_section(best, settings, out / PICTURES_FOLDER, outcome))
+    data = {"meta": {**pl.snapshot_meta(snapshot), "refresh_s": refresh_seconds, "chance": chance,
+                     "experiment": snapshot.experiment, "dataset": snapshot.dataset,
+                     "best": pl.rounded(-best["loss"]) if best else None,
+                     "best_n": int(best["tid"]) + 1 if best and isinstance(best.get("tid"), int) else None},
+            "trials": pl.trials_payload(frame, snapshot.results, columns, Path(settings.results_dir), out),
+            "pending": pl.pending_payload(snapshot.pending), "importance": pl.importance_payload(importance),
+            "constant": pl.constant_settings(frame, columns)}
+    title = f"{snapshot.experiment} \u2014 {snapshot.dataset}: hks search report"
+    page = render_page(title, _summary(frame, snapshot, source), sections, notices=_notices(frame, source),
+                       live=_live_panel(snapshot, refresh_seconds), data_json=pl.page_json(data))
     res.atomic_write_bytes(outcome.page, page.encode("utf-8"))
     return outcome
 
 
-def safe_write_report(results: Sequence[dict[str, Any]], settings: Settings, **kwargs: Any) -> str:
+def safe_write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Settings, **kwargs: Any) -> str:
     """:func:`write_report` for search drivers: returns a one-line message and never raises."""
     try:
         outcome = write_report(results, settings, **kwargs)
@@ -68,6 +98,26 @@ def safe_write_report(results: Sequence[dict[str, Any]], settings: Settings, **k
         return f"report not written: {type(exc).__name__}: {exc}"
     extra = f" ({len(outcome.problems)} picture(s) not drawn)" if outcome.problems else ""
     return f"report written to {outcome.page}{extra}"
+
+
+def chance_level(dataset: str) -> float | None:
+    """The accuracy of guessing: 1 / number of fine classes (None for an unknown dataset)."""
+    from hks.data import spec_for
+    from hks.errors import DatasetError
+
+    try:
+        return 1.0 / spec_for(dataset).num_fine
+    except DatasetError:
+        return None
+
+
+def chance_warning(accuracy: float, chance: float | None, dataset: str) -> str | None:
+    """A warning when the "best" trial learned nothing: its accuracy is at or near guessing."""
+    if chance is None or accuracy > CHANCE_MARGIN * chance:
+        return None
+    return (f"Warning: the best validation fine accuracy, {accuracy:.4f}, is at or near chance level "
+            f"(1/{round(1 / chance)} = {chance:.4f} on {dataset}): no trial has learned anything yet. Check the "
+            "learning rate (--base-lr), the data and the failed trials before retraining this one.")
 
 
 def _with_test_record(best: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -82,25 +132,27 @@ def _with_test_record(best: dict[str, Any], settings: Settings) -> dict[str, Any
     return {**best, "test": test} if test else best
 
 
-def _notice(frame: pd.DataFrame, source: str) -> str | None:
+def _notices(frame: pd.DataFrame, source: str) -> list[str]:
     where = f" in {source}" if source else ""
     if frame.empty:
-        return (f"No finished trial{where}: there is nothing to report yet. Run a search "
-                "(python -m hks search), or point --from at a results.pkl, a results folder or a store URL.")
+        return [f"No finished trial{where}: there is nothing to report yet. Run a search "
+                "(python -m hks search), or point --from at a results.pkl, a results folder or a store URL."]
     if frame[ACCURACY].notna().sum() == 0:
-        return (f"All {len(frame)} trial(s){where} failed, so there is no accuracy to plot; "
-                "their errors are listed below.")
-    return None
+        return [f"All {len(frame)} trial(s){where} failed, so there is no accuracy to plot; "
+                "their errors are listed below."]
+    return []
 
 
-def _summary(frame: pd.DataFrame, results: Sequence[dict[str, Any]], source: str) -> list[str]:
+def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str) -> list[str]:
     lines = [f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}" + (f" from {source}" if source else "") + "."]
     if frame.empty:
         return lines
-    failed = int((frame["status"] != res.STATUS_OK).sum())
-    lines.append(f"{len(frame)} trial(s): {len(frame) - failed} succeeded, {failed} failed; "
-                 f"{frame['train_seconds'].sum() / 60:.1f} minutes of training in all.")
-    best = res.best_result(results)
+    counts = frame["status"].value_counts()
+    pruned = int(counts.get(res.STATUS_PRUNED, 0))
+    lines.append(f"{len(frame)} trial(s): {int(counts.get(res.STATUS_OK, 0))} succeeded, "
+                 f"{int(counts.get(res.STATUS_FAIL, 0))} failed" + (f", {pruned} pruned" if pruned else "") +
+                 f"; {frame['train_seconds'].sum() / 60:.1f} minutes of training in all.")
+    best = res.best_result(snapshot.results)
     if best:
         lines.append(f"Best: {best.get('model_name')} (trial {trial_number(best.get('tid'))}), "
                      f"validation fine accuracy {-best['loss']:.4f}" + _coarse_text(best) + ".")
@@ -120,63 +172,43 @@ def _coarse_text(result: dict[str, Any]) -> str:
     return f", validation coarse accuracy {coarse:.4f}" if isinstance(coarse, (int, float)) else ""
 
 
-def _attempt(title: str, draw: Callable[[], Path | None], caption: str, outcome: ReportOutcome,
-             empty_reason: str = "nothing to draw") -> Picture:
-    """Draw one picture; a failure becomes the picture's one-line problem."""
-    try:
-        path = draw()
-    except Exception as exc:  # noqa: BLE001 - one bad picture must not cost the page
-        problem = f"could not be drawn ({type(exc).__name__}: {exc})"
-        outcome.problems.append(f"{title}: {problem}")
-        return Picture(title, problem=problem)
-    if path is None:
-        return Picture(title, problem=empty_reason)
-    outcome.pictures.append(path)
-    return Picture(title, path, caption)
+def duration(seconds: float) -> str:
+    """``2 h 05 min``, ``4 min 10 s`` or ``12 s``."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
 
 
-def _success_sections(results: Sequence[dict[str, Any]], frame: pd.DataFrame, best: dict[str, Any],
-                      settings: Settings, folder: Path, outcome: ReportOutcome) -> list[Section]:
-    columns = param_columns(frame)
-    no_params = "no hyperparameter varied between the trials"
-    history = Section("history", "Optimisation history", pictures=[_attempt(
-        "Optimisation history", lambda: figures.optimisation_history(frame, folder / "history.png"),
-        "Each trial's best validation fine accuracy (dots) and the best so far (red), against the trial "
-        "number and against wall-clock time.", outcome)])
-    importance = compute_importance(frame, columns, seed=settings.seed)
-    importance_section = Section("importance", "Hyperparameter importance",
-                                 paragraphs=[importance.method, importance.note],
-                                 pictures=[_attempt("Importance", lambda: figures.importance_bars(
-                                     importance, folder / "importance.png"), "", outcome)] if importance.scores
-                                 else [],
-                                 tables=[Table(("hyperparameter", "importance (R\u00b2 drop)", "std"),
-                                               importance.scores)] if importance.scores else [])
-    matrix = Section("scatter", "Scatter-plot matrix of tried hyperparameters", pictures=[_attempt(
-        "Scatter-plot matrix",
-        lambda: figures.scatter_matrix(frame, columns, folder / "scatter_matrix.png") if columns else None,
-        "Lower triangle: each pair of hyperparameters, one dot per trial coloured by validation fine accuracy; "
-        "diagonal: how often each value was tried. Categorical values are spread slightly to stay visible; "
-        "None (layer absent) is a category of its own.", outcome, no_params)])
-    curves = Section("curves", "Learning curves", pictures=[_attempt(
-        "Learning curves", lambda: figures.learning_curves(results, folder / "learning_curves.png"),
-        "Validation accuracy after each epoch, one line per trial, coloured by the trial's best validation "
-        "fine accuracy.", outcome)])
-    parallel = Section("parallel", "Parallel coordinates and slices", pictures=[
-        _attempt("Parallel coordinates",
-                 lambda: figures.parallel_coordinates(frame, columns, folder / "parallel.png") if columns else None,
-                 "One line per trial across every varied hyperparameter, ending at its accuracy.", outcome,
-                 no_params),
-        _attempt("Slice plots",
-                 lambda: figures.slice_plots(frame, columns, folder / "slices.png") if columns else None,
-                 "Validation fine accuracy against each hyperparameter on its own.", outcome, no_params)])
-    picture = _architecture(best, settings, folder, outcome) if settings.plots else Picture(
-        "Architecture", problem="not drawn (plots are off: --no-plots / HKS_PLOTS=0)")
-    architecture = Section("architecture", "Architecture of the best model", pictures=[picture])
-    return [_best_section(best), history, importance_section, matrix, curves, parallel, _top_section(frame),
-            architecture]
+def _live_panel(snapshot: Snapshot, refresh_seconds: float) -> str:
+    """The running search: budget, trials done, running and queued ones, time so far and left."""
+    if snapshot.finished and not snapshot.pending:
+        return ""
+    done, budget = len(snapshot.results), snapshot.budget
+    lines = [f"Search running: {done}/{budget if budget else '?'} trials done; {len(snapshot.running)} running, "
+             f"{len(snapshot.queued)} queued."]
+    if snapshot.started_at:
+        left = snapshot.seconds_left()
+        lines.append(f"Elapsed {duration(snapshot.taken_at - snapshot.started_at)}"
+                     + (f"; about {duration(left)} left at the rate trials finished so far." if left is not None
+                        else "; no time estimate before the first trial finishes."))
+    lines.append(f"This page reloads itself every {refresh_seconds:g} s while the search runs.")
+    rows = [[p.tid + 1, p.worker or "", p.epoch, p.val_accuracy,
+             duration(snapshot.taken_at - p.started_at) if p.started_at else ""] for p in snapshot.running]
+    table = Table(("trial", "worker", "epoch", "val fine acc (last epoch)", "running for"), rows)
+    queued = ", ".join(str(p.tid + 1) for p in snapshot.queued[:50])
+    more = f" and {len(snapshot.queued) - 50} more" if len(snapshot.queued) > 50 else ""
+    parts = [f"<p>{html.escape(line)}</p>" for line in lines]
+    if rows:
+        parts.append(table_html(table))
+    if queued:
+        parts.append(f"<p>Queued: trial(s) {html.escape(queued + more)}.</p>")
+    return f'<div id="live" class="live">{"".join(parts)}</div>'
 
 
-def _best_section(best: dict[str, Any]) -> Section:
+def _best_section(best: dict[str, Any], chance: float | None, dataset: str) -> Section:
     rows = _test_rows(best.get("test")) + [
         ("validation fine accuracy", -best["loss"]), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
         ("epochs run (best epoch)", f"{best.get('epochs_run')} ({best.get('best_epoch')})"),
@@ -188,7 +220,8 @@ def _best_section(best: dict[str, Any]) -> Section:
         paragraphs.append("Its test accuracy is not measured yet: python -m hks retrain-best retrains it on "
                           "train + validation and evaluates it once on the test set.")
     space = Table(("hyperparameter", "value"), sorted(flatten_point(best.get("space") or {}).items()))
-    return Section("best", "Best model", paragraphs, [], [Table(("figure", "value"), rows), space])
+    return Section("best", "Best model", paragraphs, [], [Table(("figure", "value"), rows), space],
+                   warning=chance_warning(-best["loss"], chance, dataset))
 
 
 def _test_rows(test: Any) -> list[tuple[str, Any]]:
@@ -201,6 +234,78 @@ def _test_rows(test: Any) -> list[tuple[str, Any]]:
             ("retrained on (images, epochs)", f"{test.get('train_images')}, {test.get('epochs')}"),
             ("retrained at", time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when else None),
             ("saved model", test.get("model_file")), ("exported model", test.get("export_dir"))]
+
+
+def _chart(anchor: str, caption: str, css: str = "chart") -> str:
+    return f'<div id="{anchor}-chart" class="{css}"></div><p class="caption">{html.escape(caption)}</p>'
+
+
+def _chart_sections(ok_count: int, columns: list[str]) -> list[Section]:
+    """Containers the page's script fills; hover any point for its trial, drag to zoom, double-click to reset."""
+    sections = [
+        Section("history", "Optimisation history", charts=_chart(
+            "history", "Each trial's best validation fine accuracy (dots, coloured by it), the best so far (line), "
+            "pruned trials (orange triangles, at the best they reached) and failed ones (grey crosses, at 0). "
+            "Hover a point for its trial, click it to open the trial below; drag to zoom, double-click to reset.")),
+        Section("trials", "All trials", charts=(
+            '<div class="controls"><input id="trial-filter" type="search" placeholder="filter: text in any cell" '
+            'aria-label="filter the trials"><select id="trial-status" aria-label="status"><option value="">'
+            'every status</option><option>ok</option><option>fail</option><option>pruned</option>'
+            '<option>running</option><option>queued</option></select><span id="trial-count"></span>'
+            '<button id="trial-clear" type="button" hidden>clear the parallel-coordinates selection</button></div>'
+            '<div class="scroll"><table id="trial-table" class="sortable"><thead></thead><tbody></tbody></table>'
+            '</div><div class="controls" id="trial-pages"></div>'
+            '<p class="caption">Click a column heading to sort (again to reverse), a row to open its trial.</p>'
+            '<h3 id="selected-title">Selected trial</h3><div class="pair">'
+            '<div id="selected-loss" class="chart small"></div><div id="selected-acc" class="chart small"></div>'
+            '</div><div class="scroll"><table id="selected-settings"></table></div>')),
+        Section("curves", "Learning curves", charts=_chart(
+            "curves", "Validation fine accuracy after each epoch: the best trials (blue), running trials "
+            "(orange, so far), pruned trials (ending in an orange cross) and the selected trial (red).")),
+    ]
+    if not ok_count or not columns:
+        return sections
+    return sections + [
+        Section("parallel", "Parallel coordinates", charts=(
+            '<div class="wide-scroll"><div id="parallel-chart" class="chart tall"></div></div>'
+            '<p class="caption">One line per successful trial across every varied hyperparameter, ending at its '
+            'accuracy. Drag along an axis to keep only the trials in that range (several axes combine); the '
+            'trials table then lists just those trials. Click a range to remove it.</p>')),
+        Section("slices", "Slices: accuracy against each hyperparameter", charts=(
+            '<div id="slices-grid" class="grid"></div><p class="caption">Each varied hyperparameter on its own; '
+            'categories are spread a little so that trials on the same value stay visible; None (layer absent) '
+            'is a category of its own.</p>')),
+        Section("pairs", "Two hyperparameters", charts=(
+            '<div class="controls"><label>x <select id="pair-x"></select></label>'
+            '<label>y <select id="pair-y"></select></label></div>' + _chart(
+                "pair", "Each successful trial at its two values, coloured by validation fine accuracy."))),
+        Section("importance", "Hyperparameter importance", charts=_chart("importance", ""), paragraphs=[]),
+    ]
+
+
+def _failed_section(failed: pd.DataFrame, results: Sequence[dict[str, Any]], results_dir: Path,
+                    out: Path) -> Section:
+    rows = []
+    for _, r in failed.head(MAX_FAILED_ROWS).iterrows():
+        result = results[int(r["index"])]
+        link = pl.json_link(result, results_dir, out)
+        settings = "; ".join(f"{k}={format_value(v)}" for k, v in sorted(flatten_point(result.get("space") or {})
+                                                                            .items()))
+        rows.append([trial_number(r["tid"]), r["error_type"], r["error"], settings, r["train_seconds"],
+                     Link(link, Path(link).name) if link else "not in the results folder"])
+    more = (f" The first {MAX_FAILED_ROWS} are listed; pick the status 'fail' in the trials table for all of them."
+            if len(failed) > MAX_FAILED_ROWS else "")
+    return Section("failed", f"Failed trials ({len(failed)})",
+                   ["Each failed trial's settings and error; the full traceback is in its JSON result." + more],
+                   tables=[Table(("trial", "error type", "error", "settings", "seconds", "JSON result"), rows,
+                                 wrap=("error", "settings"))])
+
+
+def _architecture_section(best: dict[str, Any], settings: Settings, folder: Path,
+                          outcome: ReportOutcome) -> Section:
+    picture = _architecture(best, settings, folder, outcome) if settings.plots else Picture(
+        "Architecture", problem="not drawn (plots are off: --no-plots / HKS_PLOTS=0)")
+    return Section("architecture", "Architecture of the best model", pictures=[picture])
 
 
 def _architecture(best: dict[str, Any], settings: Settings, folder: Path, outcome: ReportOutcome) -> Picture:
@@ -221,21 +326,3 @@ def _architecture(best: dict[str, Any], settings: Settings, folder: Path, outcom
             return Picture(title, problem=problem)
     outcome.pictures.append(path)
     return Picture(title, path, "Layers of the best model, rebuilt from its hyperparameters (Keras plot_model).")
-
-
-def _top_section(frame: pd.DataFrame) -> Section:
-    ok = frame[frame[ACCURACY].notna()].sort_values(ACCURACY, ascending=False).head(TOP_TRIALS)
-    params = sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))
-    columns = ["rank", "trial", "val fine acc", "val coarse acc", "epochs", "params", "seconds", "model"]
-    rows = [[rank, trial_number(r["tid"]), r[ACCURACY], r["coarse_accuracy"], r["epochs_run"], r["params"],
-             r["train_seconds"], r["model_name"]] + [r[c] for c in params]
-            for rank, (_, r) in enumerate(ok.iterrows(), start=1)]
-    return Section("top", f"Top {len(ok)} trials", [], [], [Table(columns + [param_name(c) for c in params], rows)])
-
-
-def _failed_section(frame: pd.DataFrame) -> Section:
-    failed = frame[frame["status"] != res.STATUS_OK]
-    rows = [[trial_number(r["tid"]), r["error_type"], r["error"], r["train_seconds"]] for _, r in failed.iterrows()]
-    return Section("failed", f"Failed trials ({len(failed)})",
-                   ["Each failed trial's error; the full traceback is in its JSON result."],
-                   tables=[Table(("trial", "error type", "error", "seconds"), rows, wrap=("error",))])

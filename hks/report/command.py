@@ -7,8 +7,8 @@ import time
 
 from hks import config
 from hks.errors import ConfigError
-from hks.report.builder import write_report
-from hks.report.sources import default_source, load_source
+from hks.report.builder import DEFAULT_REFRESH_SECONDS, write_report
+from hks.report.sources import default_source, load_snapshot
 
 SHARED_SETTINGS = ("results_dir", "trials_file", "experiment_name", "plots", "dataset", "seed")
 
@@ -23,7 +23,8 @@ def register(subparsers) -> None:
                              "(default: --trials-file when it exists, else --results-dir)")
     parser.add_argument("--out", default=None, metavar="DIR", help="folder for report.html (default: --results-dir)")
     parser.add_argument("--watch", type=float, default=None, metavar="SECONDS",
-                        help="rewrite the report every SECONDS until interrupted (follow a running search)")
+                        help="rewrite the report every SECONDS while the search runs (an open page reloads itself as "
+                             "often); stops once the search is over, or at Ctrl-C")
     config.add_arguments(parser, names=SHARED_SETTINGS)
     parser.set_defaults(func=report_command)
 
@@ -32,19 +33,29 @@ def report_command(args: argparse.Namespace) -> int:
     settings = config.resolve(args)
     if args.watch is not None and args.watch <= 0:
         raise ConfigError(f"--watch must be a positive number of seconds, got {args.watch}")
+    watching = args.watch is not None
     try:
         while True:
             source = args.source or default_source(settings)  # results.pkl may appear while watching
-            _write_once(source, settings, args.out)
-            if args.watch is None:
+            finished = _write_once(source, settings, args.out, watching, args.watch)
+            if not watching:
+                return 0
+            if finished:
+                print("report: the search is over; the page no longer reloads itself", flush=True)
                 return 0
             time.sleep(args.watch)
     except KeyboardInterrupt:  # pages are replaced atomically: the last one written stays whole
         return 0
 
 
-def _write_once(source: str, settings: config.Settings, out: str | None) -> None:
-    outcome = write_report(load_source(source, settings), settings, out_dir=out, source=source)
-    print(f"report: {outcome.trials} trial(s), {outcome.succeeded} succeeded -> {outcome.page}", flush=True)
+def _write_once(source: str, settings: config.Settings, out: str | None, watching: bool,
+                every: float | None) -> bool:
+    """Write the page once; True when the search it shows is over."""
+    snapshot = load_snapshot(source, settings, watching=watching)
+    outcome = write_report(snapshot, settings, out_dir=out, source=source,
+                           refresh_seconds=every or DEFAULT_REFRESH_SECONDS)
+    live = f", {len(snapshot.running)} running, {len(snapshot.queued)} queued" if snapshot.pending else ""
+    print(f"report: {outcome.trials} trial(s), {outcome.succeeded} succeeded{live} -> {outcome.page}", flush=True)
     for problem in outcome.problems:
         print(f"note: {problem}", flush=True)
+    return snapshot.finished

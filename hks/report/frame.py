@@ -20,7 +20,8 @@ import pandas as pd
 from hks import results as res
 
 PARAM_PREFIX = "hp:"
-ACCURACY = "accuracy"  # validation fine accuracy, the search's metric
+ACCURACY = "accuracy"  # validation fine accuracy, the search's metric (successful trials only)
+REACHED = "reached"  # the same, and the best a pruned trial reached before it was stopped
 NONE_LABEL = "None"
 MAX_INTEGER_CATEGORIES = 6
 LOG_SCALE_RATIO = 10.0
@@ -44,16 +45,30 @@ def _finite_or_nan(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
+def _reached(result: Mapping[str, Any]) -> float:
+    """A pruned trial's best validation fine accuracy before it was stopped."""
+    best = _finite_or_nan(result.get("fine_best_accuracy"))
+    if math.isfinite(best):
+        return best
+    history = [_finite_or_nan(v) for v in (result.get("history") or {}).get("val_fine_accuracy") or []]
+    finite = [v for v in history if math.isfinite(v)]
+    return max(finite) if finite else -_finite_or_nan(result.get("loss"))
+
+
 def results_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per result, in trial order, with ``hp:<name>`` columns for the hyperparameters."""
     rows = []
     for index, result in enumerate(results):
         ok = result.get("status") == res.STATUS_OK and math.isfinite(_finite_or_nan(result.get("loss")))
+        pruned = result.get("status") == res.STATUS_PRUNED
         row = {
+            "index": index,  # where the result is in the list given, whatever the order here
             "number": index + 1,
             "tid": result.get("tid"),
-            "status": res.STATUS_OK if ok else res.STATUS_FAIL,
+            "status": res.STATUS_OK if ok else res.STATUS_PRUNED if pruned else res.STATUS_FAIL,
             ACCURACY: -_finite_or_nan(result.get("loss")) if ok else math.nan,
+            REACHED: -_finite_or_nan(result.get("loss")) if ok else _reached(result) if pruned else math.nan,
+            "pruned_at_epoch": result.get("pruned_at_epoch") if pruned else None,
             "coarse_accuracy": _finite_or_nan(result.get("coarse_best_accuracy")) if ok else math.nan,
             "started_at": _finite_or_nan(result.get("started_at")),
             "finished_at": _finite_or_nan(result.get("finished_at")),

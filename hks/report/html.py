@@ -1,32 +1,23 @@
 """The report page: one self-contained HTML file that opens offline, anywhere.
 
-Pictures are embedded as base64 ``data:`` URIs (the PNGs are also written beside the page for
-reuse), styles are inline, and no script or external resource is referenced. Every piece of text
-that comes from results (error messages, model names, hyperparameter values) is HTML-escaped.
+Plotly's script is embedded once (nothing is fetched from the network); the page's own script
+(``page.js``) draws every interactive chart and the trials table from one JSON document embedded in
+the page. PNGs (the architecture) are base64 ``data:`` URIs. Every piece of text that comes from
+results (error messages, model names, hyperparameter values) is HTML-escaped here, or set as text by
+the script.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
-
-STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;
-padding:1rem 2rem;color:#222;background:#fff}
-h1{margin-bottom:.2rem}h2{border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2rem}
-nav a{margin-right:1rem}.meta{color:#555}.notice{background:#fff4d6;border:1px solid #e0b84f;padding:.8rem}
-.problem{color:#a33;font-style:italic}figure{margin:1rem 0}figcaption{color:#555;font-size:.9rem}
-img{max-width:100%;height:auto;border:1px solid #eee}.scroll{overflow-x:auto}
-#best .scroll{display:inline-block;vertical-align:top;margin-right:2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top;white-space:nowrap}
-th{background:#f3f3f3}td.wrap{white-space:normal;max-width:40rem;word-break:break-word}
-"""
 
 
 @dataclass
@@ -40,10 +31,18 @@ class Picture:
 
 
 @dataclass
+class Link:
+    """A cell that links to a file beside the page (a trial's JSON result)."""
+
+    href: str
+    text: str
+
+
+@dataclass
 class Table:
     columns: Sequence[str]
     rows: Sequence[Sequence[Any]]
-    wrap: Sequence[str] = ()  # columns whose long text may wrap (error messages)
+    wrap: Sequence[str] = ()  # columns whose long text may wrap (error messages, settings)
 
 
 @dataclass
@@ -53,6 +52,8 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    charts: str = ""  # containers the page's script fills (trusted markup, no result text)
+    warning: str | None = None
 
 
 def format_value(value: Any) -> str:
@@ -64,6 +65,19 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e6 else f"{value:.4g}"
     return str(value)
+
+
+@functools.cache
+def asset(name: str) -> str:
+    """The page's own script and style sheet, shipped beside this module."""
+    return resources.files("hks.report").joinpath(name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def plotly_script() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
 
 
 def _data_uri(path: Path) -> str:
@@ -80,33 +94,44 @@ def _picture(picture: Picture) -> str:
             f'data-file="{html.escape(picture.path.name)}">{caption}</figure>')
 
 
-def _table(table: Table) -> str:
+def _cell(column: str, value: Any, wrap: set[str]) -> str:
+    css = " class=wrap" if column in wrap else ""
+    if isinstance(value, Link):
+        return f'<td{css}><a href="{html.escape(value.href)}">{html.escape(value.text)}</a></td>'
+    return f"<td{css}>{html.escape(format_value(value))}</td>"
+
+
+def table_html(table: Table) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     wrap = set(table.wrap)
-    body = "".join(
-        "<tr>" + "".join(f'<td{" class=wrap" if col in wrap else ""}>{html.escape(format_value(v))}</td>'
-                         for col, v in zip(table.columns, row)) + "</tr>"
-        for row in table.rows)
+    body = "".join("<tr>" + "".join(_cell(c, v, wrap) for c, v in zip(table.columns, row)) + "</tr>"
+                   for row in table.rows)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _section(section: Section) -> str:
     parts = [f'<section id="{html.escape(section.anchor)}"><h2>{html.escape(section.title)}</h2>']
+    if section.warning:
+        parts.append(f'<p class="warning" role="alert">{html.escape(section.warning)}</p>')
     parts += [f"<p>{html.escape(p)}</p>" for p in section.paragraphs]
+    parts.append(section.charts)
+    parts += [table_html(t) for t in section.tables]
     parts += [_picture(p) for p in section.pictures]
-    parts += [_table(t) for t in section.tables]
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def render_page(title: str, summary: Sequence[str], sections: Sequence[Section], notice: str | None = None) -> str:
-    """The whole page as text."""
+def render_page(title: str, summary: Sequence[str], sections: Sequence[Section], *, notices: Sequence[str] = (),
+                live: str = "", data_json: str = "{}") -> str:
+    """The whole page as text. ``live`` is the (already escaped) running-search panel."""
     nav = " ".join(f'<a href="#{html.escape(s.anchor)}">{html.escape(s.title)}</a>' for s in sections)
-    notice_html = f'<p class="notice">{html.escape(notice)}</p>' if notice else ""
+    notice_html = "".join(f'<p class="notice">{html.escape(n)}</p>' for n in notices)
     summary_html = "".join(f'<p class="meta">{html.escape(line)}</p>' for line in summary)
     body = "\n".join(_section(s) for s in sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n{summary_html}\n{notice_html}\n<nav>{nav}</nav>\n{body}\n"
+            f"<title>{html.escape(title)}</title><style>{asset('page.css')}</style></head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n{summary_html}\n{notice_html}\n{live}\n<nav>{nav}</nav>\n{body}\n"
+            f'<script type="application/json" id="hks-data">{data_json}</script>\n'
+            f"<script>{plotly_script()}</script>\n<script>{asset('page.js')}</script>\n"
             f"</body></html>\n")
