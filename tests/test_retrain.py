@@ -11,7 +11,7 @@ import pytest
 from hks import results as res
 from hks.cli import main
 from hks.config import Settings
-from hks.objective import run_trial, splits_for
+from hks.objective import run_trial, save_result, splits_for
 from hks.report import write_report
 from hks.report.sources import load_json_folder
 from hks.retrain import EXPORT_SUFFIX, RETRAINED_SUFFIX
@@ -42,6 +42,7 @@ def trials(tmp_path_factory, cifar10_dir) -> Settings:
     for tid, lr in enumerate((1.0, 0.3)):
         result = run_trial({**SMALL_POINT, "lr_rate_mult": lr}, settings, splits=splits, tid=tid, verbose=False)
         assert result["status"] == "ok"
+        save_result(result, settings.results_dir)  # what the search does once the trial is recorded
     return settings
 
 
