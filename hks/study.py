@@ -13,6 +13,7 @@ Every combination works, and each resumes from its storage: run the same thing a
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from hks.store import protocol as p
 from hks.store.hyperopt_docs import finished_result
 
 BUILTIN_OBJECTIVE = "hks.objective:run_trial"
+LIVE_REPORT_SECONDS = 60.0
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Study:
             raise
         self.oracle.refresh()
         self.announced = {job.tid for job in self.oracle.finished()}
+        self._reported_at = time.monotonic()  # the first live report after LIVE_REPORT_SECONDS of searching
         self.progress = SearchProgress(self.settings.max_evals, [self._result(j) for j in self.oracle.finished()])
         self._write_missing_results()
 
@@ -158,6 +161,22 @@ class Study:
         self.progress.record(result)
         if self.progress.best is not previous and self._draws_models():
             _note(plotting.draw_best(self.settings.results_dir, self.settings.dataset, self.progress.best["space"]))
+        self._write_live_report()
+
+    def _reports(self) -> bool:
+        return self.settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective())
+
+    def _write_live_report(self) -> None:
+        """The report as the search stands (queued and running trials too), at most every
+        :data:`LIVE_REPORT_SECONDS`: an open page reloads itself until the search is over."""
+        if not self._reports() or time.monotonic() - self._reported_at < LIVE_REPORT_SECONDS:
+            return
+        from hks.report import safe_write_report
+        from hks.report.sources import records_snapshot
+
+        safe_write_report(records_snapshot(self.experiment, self.oracle.records.records(), self.settings),
+                          self.settings)
+        self._reported_at = time.monotonic()
 
     def _write_result(self, result: dict[str, Any]) -> None:
         from pathlib import Path
@@ -217,7 +236,7 @@ class Study:
         if best and best.get("fine_best_accuracy") is not None:
             summary = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})"
         print(f"search done: {len(self.results)} trials, {summary}", flush=True)
-        if self.results and self.settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()):
+        if self.results and self._reports():
             print(safe_write_report(self.results, self.settings), flush=True)
             if best is not None:
                 print(next_step_line(self.settings, self.url), flush=True)

@@ -353,3 +353,17 @@ def test_a_worker_imports_only_what_running_a_trial_needs():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_running_search_rewrites_its_live_report(tiny_settings, monkeypatch):
+    from hks import report
+
+    written = []
+    monkeypatch.setattr(st, "LIVE_REPORT_SECONDS", 0.0)
+    real = report.safe_write_report
+    monkeypatch.setattr(report, "safe_write_report", lambda snap, settings, **kw: written.append(snap)
+                        or real(snap, settings, **kw))
+    st.run_search(tiny_settings.replace(space=SMALL_SPACE, max_evals=2))
+    live = [snap for snap in written if not isinstance(snap, list)]
+    assert live and live[0].finished is False and live[0].budget == 2 and len(live[0].results) == 1
+    assert (Path(tiny_settings.results_dir) / "report.html").stat().st_size > 1000
