@@ -19,7 +19,7 @@ import numpy as np
 from hks import results as res
 from hks.config import Settings
 from hks.errors import ConfigError, SpaceError, StoreError
-from hks.local_workers import LocalWorkers
+from hks.local_workers import LocalWorkers, worker_count
 from hks.progress import SearchProgress
 from hks.space import fingerprint
 from hks.store import check_settings, describe, is_store_error, mask_url, open_store, store_url
@@ -110,7 +110,8 @@ def run_distributed_search(settings: Settings, space: Any) -> list[dict[str, Any
         settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
         register_experiment(store, settings, space)
         print(f"job store {store.url}, experiment {settings.experiment_name!r}", flush=True)
-        workers = LocalWorkers(settings, url, settings.workers) if settings.workers > 0 else None
+        count = worker_count(settings)
+        workers = LocalWorkers(settings, url, count) if count > 0 else None
         progress = SearchProgress(settings.max_evals)
         monitor = MasterMonitor(settings, space, progress, workers)
         trials = StoreTrials(store, settings.experiment_name, max_attempts=settings.max_attempts,

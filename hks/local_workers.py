@@ -2,22 +2,61 @@
 
 Each is ``python -m hks.worker`` over the master's store, with the cores shared out
 (``--threads`` = cores / N unless set) so that the workers do not oversubscribe the machine.
-Their output goes to ``<results_dir>/workers/worker-<i>.log``.
+``--workers auto`` starts one worker per visible GPU, each pinned to its own (``--gpu``), or one
+CPU worker when no GPU is visible. Their output goes to ``<results_dir>/workers/worker-<i>.log``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from hks.config import Settings
-from hks.errors import WorkerError
+from hks.errors import ConfigError, WorkerError
 from hks.store import split_credentials
 
 STOP_SECONDS = 15
+
+
+def visible_gpus() -> list[str]:
+    """Ids of the GPUs this process may use, without importing TensorFlow (the master never trains).
+
+    ``CUDA_VISIBLE_DEVICES`` decides when set (empty or -1: none); otherwise ``nvidia-smi -L``.
+    """
+    pinned = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if pinned is not None:
+        ids = [gpu.strip() for gpu in pinned.split(",") if gpu.strip()]
+        return [] if not ids or ids[0].startswith("-") else ids
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in listing.splitlines() if line.startswith("GPU "))]
+
+
+def worker_count(settings: Settings) -> int:
+    """How many local workers ``--workers`` asks for: the number, or 'auto' = one per visible GPU (at least 1)."""
+    workers = settings.workers
+    if workers == "auto":
+        return max(1, len(visible_gpus()))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"--workers={workers!r} must be a count >= 0 or 'auto'")
+    return workers
+
+
+def worker_gpus(settings: Settings, count: int) -> list[str]:
+    """The ``--gpu`` of each worker: its own GPU with ``--workers auto`` (-1 without any), else ``--gpu``."""
+    if settings.workers != "auto":
+        return [settings.gpu] * count
+    gpus = visible_gpus()
+    return gpus[:count] if gpus else ["-1"] * count
 
 
 def threads_per_worker(settings: Settings, workers: int) -> int:
@@ -26,14 +65,15 @@ def threads_per_worker(settings: Settings, workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def worker_command(settings: Settings, url: str, threads: int) -> list[str]:
+def worker_command(settings: Settings, url: str, threads: int, gpu: str | None = None) -> list[str]:
     """The command line of one local worker: everything explicit, nothing inherited by accident."""
     command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", settings.experiment_name,
                "--space", settings.space, "--objective", settings.objective, "--threads", str(threads),
                "--data-dir", settings.data_dir, "--results-dir", settings.results_dir,
                "--download" if settings.download else "--no-download"]
-    if settings.gpu:
-        command += ["--gpu", settings.gpu]
+    gpu = settings.gpu if gpu is None else gpu
+    if gpu:
+        command += ["--gpu", gpu]
     return command
 
 
@@ -61,8 +101,12 @@ class LocalWorkers:
         url, credentials = split_credentials(self.url)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HKS_WORKERS": "0", **credentials}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        command = worker_command(self.settings, url, self.threads)
-        for index in range(self.count):
+        gpus = worker_gpus(self.settings, self.count)
+        if self.settings.workers == "auto":
+            print("--workers auto: " + (f"one worker per GPU ({', '.join(gpus)})" if gpus[0] != "-1" else
+                                        "no GPU visible, starting one CPU worker"), flush=True)
+        for index, gpu in enumerate(gpus):
+            command = worker_command(self.settings, url, self.threads, gpu)
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                        stdin=subprocess.DEVNULL))

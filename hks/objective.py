@@ -17,9 +17,11 @@ from typing import Any
 
 from hks import results as res
 from hks.config import Settings
-from hks.data import Splits, load_splits, make_dataset
+from hks.data import Splits, load_splits, make_dataset, point_augmentation
 from hks.errors import ConfigError, DatasetError, HksError
+from hks.memory import PeakRss, release_memory
 from hks.model import build_model
+from hks.precision import apply_jit, dtype_policy
 
 EpochHook = Callable[[int, dict[str, float]], None]
 ModelBuilder = Callable[..., Any]
@@ -99,12 +101,12 @@ def tensorboard_callback(settings: Settings, name: str):
 
 def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
                 on_epoch: EpochHook | None = None, verbose: bool = True,
-                log_name: str | None = None) -> dict[str, list[float]]:
+                log_name: str | None = None, point: dict[str, Any] | None = None) -> dict[str, list[float]]:
     """Fit with early stopping on validation fine accuracy; returns the per-epoch history."""
     import keras
 
-    train = make_dataset(splits.train, batch_size, training=True, augment_crop=settings.augment_crop, seed=seed,
-                         threads=settings.threads)
+    augment = point_augmentation(point or {}, settings.augment_crop)
+    train = make_dataset(splits.train, batch_size, training=True, seed=seed, threads=settings.threads, **augment)
     val = make_dataset(splits.val, batch_size, training=False, threads=settings.threads)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -155,22 +157,26 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     import keras
 
     base_lr = base_learning_rate(settings)
-    if build is None:
-        build = functools.partial(build_model, base_lr=base_lr)
     configure_threads(settings.threads)
     require_tensorboard(settings)
     splits = splits if splits is not None else splits_for(settings)
+    batch_size = int(point.get("batch_size") or 128)
+    if build is None:
+        build = functools.partial(build_model, base_lr=base_lr,
+                                  train_steps=settings.epochs * math.ceil(len(splits.train) / batch_size))
     seed = settings.seed * 1000 + (tid or 0)
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
             "base_lr": base_lr}
     model = None
+    memory = PeakRss().start()
     try:
         keras.utils.set_random_seed(seed)
-        model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
-        batch_size = int(point.get("batch_size") or 128)
+        with dtype_policy(settings.precision):
+            model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+        apply_jit(model, settings.jit)
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
-                              log_name=f"trial_{tid}" if tid is not None else None)
+                              log_name=f"trial_{tid}" if tid is not None else None, point=point)
         result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
                   "params": int(model.count_params())}
         result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
@@ -185,6 +191,8 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     finally:
         del model
         keras.backend.clear_session()
+        release_memory()
+    result["peak_rss_mb"] = round(memory.stop(), 1)
     result["finished_at"] = time.time()
     result["train_seconds"] = round(result["finished_at"] - started, 3)
     res.write_result(result, settings.results_dir)

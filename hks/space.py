@@ -63,8 +63,13 @@ SPACE: dict[str, Any] = {
 }
 
 
+SPACE_ALIASES = {"classic": "hks.space", "modern": "hks.modern_space"}
+
+
 def load_space(name: str) -> Any:
-    """The ``SPACE`` of a module name (``hks.space``) or of a ``.py`` file path."""
+    """The ``SPACE`` of a built-in space's short name (``classic``, ``modern``), a module name
+    (``hks.space``) or a ``.py`` file path."""
+    name = SPACE_ALIASES.get(name, name)
     try:
         if name.endswith(".py"):
             path = Path(name)
