@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fresh_process import run_fresh  # noqa: E402  (bench/, beside this script)
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 SKIP = 3
 
@@ -76,15 +77,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.trials <= SKIP + 1:
         parser.error(f"--trials must be more than {SKIP + 1}")
-    ctx = mp.get_context("spawn")
-    summary = {}
-    for name in args.arms.split(","):
-        queue = ctx.Queue()
-        process = ctx.Process(target=_arm, args=(name, args, queue))
-        process.start()
-        rows = json.loads(queue.get())
-        process.join()
-        summary[name] = rows
+    summary = {name: json.loads(run_fresh(_arm, name, args)) for name in args.arms.split(",")}
     print(f"\n| arm | RSS after trial {SKIP} (MiB) | after trial {args.trials} | growth / trial after the first "
           f"{SKIP} (MB) | highest trial peak (MiB) |")
     print("|---|---|---|---|---|")

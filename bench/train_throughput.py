@@ -17,7 +17,6 @@ Not shown: GPU figures (run it on a GPU machine), full-size CIFAR, other points 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import resource
 import statistics
@@ -27,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fresh_process import run_fresh  # noqa: E402  (bench/, beside this script)
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 BATCH = 128  # the demo point's batch size
 
@@ -141,16 +142,6 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _measure(target, args) -> tuple[str, float, float, int]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=target, args=(args, queue))
-    process.start()
-    outcome = queue.get()
-    process.join()
-    return outcome
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
@@ -169,7 +160,7 @@ def main() -> int:
     params: dict[str, int] = {}
     for repeat in range(args.repeats):
         for target in (_run_plain, _run_hks):
-            name, rate, peak, params[name] = _measure(target, args)
+            name, rate, peak, params[name] = run_fresh(target, args)
             rates[name].append(rate)
             peaks[name] = max(peaks[name], peak)
             print(f"  run {repeat + 1} {name:>5}: {rate:8.1f} images/s  peak RSS {peak:7.0f} MiB", flush=True)
