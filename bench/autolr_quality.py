@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's hks, not an installed one
 
 from hks.autolr.search import run_autolr, trial_setup  # noqa: E402
 from hks.autolr.trial import run_lr_trial  # noqa: E402
