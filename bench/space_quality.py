@@ -19,7 +19,6 @@ and CIFAR-100.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fresh_process import run_fresh  # noqa: E402  (bench/, beside this script)
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 SPACES = ("classic", "modern")
 
@@ -53,13 +54,7 @@ def _search(space: str, seed: int, args: argparse.Namespace, queue) -> None:
 
 def best_accuracy(space: str, seed: int, args: argparse.Namespace) -> tuple[float, float, int]:
     """(best validation accuracy, seconds, failed trials) of one search, run in a fresh process."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_search, args=(space, seed, args, queue))
-    process.start()
-    outcome = queue.get()
-    process.join()
-    return outcome
+    return run_fresh(_search, space, seed, args)
 
 
 def main() -> int:
