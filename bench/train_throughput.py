@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """Training throughput of one hks trial against a plain Keras script, in one invocation.
 
-Both train the same model (a fixed mid-size point of the space, ``hks.space.demo_point``) on the
-same ``tf.data`` input (CIFAR-10 mini archive, validation every epoch, as a search needs). Each
-run happens in a fresh process, alternating plain / hks, so neither inherits the other's warm
-caches; the first epoch (graph tracing) is excluded. Prints images per second of each, the ratio
-hks / plain (goal: >= 0.95) and each process's peak resident memory.
+The baseline is what a user would write by hand: its own archive loader, its own numpy-to-tf.data
+input (shuffle, batch, random flips, prefetch) and its own Keras code for the same architecture
+(the demo point, ``hks.space.demo_point``), importing nothing from hks. Both use the same batch
+size, threads, precision and XLA setting, on the CIFAR-10 mini archive with validation every
+epoch. Runs alternate plain / hks in fresh processes; the first epoch (tracing) is not timed.
+Prints images per second of each, the ratio hks / plain (goal: >= 0.95), peak resident memory
+and both parameter counts (equal when the architectures are the same).
 
-    python bench/train_throughput.py [--epochs 4] [--repeats 2] [--threads 2]
+    python bench/train_throughput.py [--epochs 4] [--repeats 2] [--threads 2] [--precision mixed] [--jit on]
+
+Not shown: GPU figures (run it on a GPU machine), full-size CIFAR, other points of the space.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import resource
 import statistics
@@ -23,14 +26,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fresh_process import run_fresh  # noqa: E402  (bench/, beside this script)
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
+BATCH = 128  # the demo point's batch size
 
 
 def _settings(args, results_dir: str):
     from hks.config import Settings
 
     return Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False, epochs=args.epochs,
-                    patience=args.epochs, threads=args.threads, results_dir=results_dir, plots=False)
+                    patience=args.epochs, threads=args.threads, results_dir=results_dir, plots=False,
+                    precision=args.precision, jit=args.jit)
 
 
 def _epoch_seconds(stamps: list[float]) -> float:
@@ -38,30 +45,77 @@ def _epoch_seconds(stamps: list[float]) -> float:
     return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
 
 
-def _run_plain(args, queue) -> None:
-    """The baseline: what a user would write by hand with Keras, nothing of hks but the model."""
+def _load_cifar10(data_dir: Path):
+    """The plain script's own loader: the official archive's pickled batches, as a user writes it."""
+    import pickle
+    import tarfile
+
+    import numpy as np
+
+    xs, ys = [], []
+    with tarfile.open(data_dir / "cifar-10-python.tar.gz", "r:gz") as tar:
+        for i in range(1, 6):
+            batch = pickle.load(tar.extractfile(f"cifar-10-batches-py/data_batch_{i}"), encoding="bytes")
+            xs.append(np.asarray(batch[b"data"], dtype=np.uint8))
+            ys.append(np.asarray(batch[b"labels"], dtype=np.int32))
+    x = np.concatenate(xs).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    y = np.concatenate(ys)
+    order = np.random.default_rng(42).permutation(len(x))
+    n_val = len(x) // 10
+    return (x[order[n_val:]], y[order[n_val:]]), (x[order[:n_val]], y[order[:n_val]])
+
+
+def _plain_model():
+    """The demo point's architecture written out by hand (hks.space.demo_point, CIFAR-10's one head)."""
     import keras
+    from keras import layers, regularizers
 
-    from hks.config import Settings
-    from hks.data import load_splits, make_dataset
-    from hks.model import build_model
-    from hks.objective import configure_threads
-    from hks.space import demo_point
+    l2 = regularizers.l2(0.0007)
 
-    configure_threads(args.threads)
-    defaults = Settings()
-    splits = load_splits("cifar10", args.data_dir, download=False, val_fraction=defaults.val_fraction,
-                         seed=defaults.seed)
-    point = demo_point()
-    model = build_model(point, 10, None)
+    def conv(x, filters, kernel=3, activation="relu"):
+        return layers.Conv2D(filters, kernel, padding="same", activation=activation, kernel_regularizer=l2)(x)
+
+    inputs = keras.Input((32, 32, 3))
+    x = conv(layers.Rescaling(1 / 255)(inputs), 16)
+    for index, filters in enumerate((40, 80)):
+        x = layers.BatchNormalization(momentum=0.9)(conv(x, filters))
+        if index >= 1:  # one residual unit from the second block on
+            branch = conv(layers.Dropout(0.1)(x), filters)
+            x = layers.BatchNormalization(momentum=0.9)(layers.Add()([conv(x, filters, 1, "linear"), branch]))
+        x = layers.Dropout(0.1)(layers.MaxPooling2D(2, padding="same")(x))
+    x = layers.Dense(500, activation="relu", kernel_regularizer=l2)(layers.Flatten()(x))
+    x = layers.Dropout(0.3)(layers.BatchNormalization(momentum=0.9)(x))
+    outputs = layers.Dense(10, activation="softmax", dtype="float32")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def _run_plain(args, queue) -> None:
+    """The baseline: a plain Keras script as a user would write it; nothing of hks is imported."""
+    import keras
+    import tensorflow as tf
+
+    if args.threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(args.threads, 2)))
+    if args.precision == "mixed":
+        gpus = tf.config.list_physical_devices("GPU")
+        major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0] if gpus else 0
+        keras.config.set_dtype_policy("mixed_float16" if 7 <= major < 8 else "mixed_bfloat16")
+    (x_train, y_train), (x_val, y_val) = _load_cifar10(args.data_dir)
+    model = _plain_model()
+    if args.jit != "auto":
+        model.jit_compile = args.jit == "on"
+    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train)).batch(BATCH)
+             .map(lambda x, y: (tf.image.random_flip_left_right(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+             .prefetch(tf.data.AUTOTUNE))
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(BATCH).prefetch(tf.data.AUTOTUNE)
     stamps: list[float] = []
-    stamp = keras.callbacks.LambdaCallback(
-        on_train_begin=lambda logs: stamps.append(time.perf_counter()),
-        on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
-    train = make_dataset(splits.train, point["batch_size"], training=True, seed=0)
-    val = make_dataset(splits.val, point["batch_size"], training=False)
-    model.fit(train, validation_data=val, epochs=args.epochs, verbose=0, callbacks=[stamp], shuffle=False)
-    queue.put(("plain", len(splits.train) / _epoch_seconds(stamps[1:]), _peak_mib()))
+    stamp = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
+    model.fit(train, validation_data=val, epochs=args.epochs, verbose=0, callbacks=[stamp])
+    queue.put(("plain", len(x_train) / _epoch_seconds(stamps), _peak_mib(), model.count_params()))
 
 
 def _run_hks(args, queue) -> None:
@@ -81,21 +135,11 @@ def _run_hks(args, queue) -> None:
     from hks.objective import splits_for
 
     n_train = len(splits_for(settings).train)
-    queue.put(("hks", n_train / _epoch_seconds(stamps), _peak_mib()))
+    queue.put(("hks", n_train / _epoch_seconds(stamps), _peak_mib(), result["params"]))
 
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _measure(target, args) -> tuple[str, float, float]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=target, args=(args, queue))
-    process.start()
-    outcome = queue.get()
-    process.join()
-    return outcome
 
 
 def main() -> int:
@@ -104,6 +148,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is not timed")
     parser.add_argument("--repeats", type=int, default=2, help="alternating plain/hks pairs")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow threads in each run")
+    parser.add_argument("--precision", choices=("float32", "mixed"), default="float32")
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
     args = parser.parse_args()
     if args.epochs < 3:
         parser.error("--epochs must be at least 3 (the first epoch is not timed)")
@@ -111,9 +157,10 @@ def main() -> int:
 
     rates: dict[str, list[float]] = {"plain": [], "hks": []}
     peaks: dict[str, float] = {"plain": 0.0, "hks": 0.0}
+    params: dict[str, int] = {}
     for repeat in range(args.repeats):
         for target in (_run_plain, _run_hks):
-            name, rate, peak = _measure(target, args)
+            name, rate, peak, params[name] = run_fresh(target, args)
             rates[name].append(rate)
             peaks[name] = max(peaks[name], peak)
             print(f"  run {repeat + 1} {name:>5}: {rate:8.1f} images/s  peak RSS {peak:7.0f} MiB", flush=True)
@@ -121,7 +168,8 @@ def main() -> int:
     plain, ours = statistics.median(rates["plain"]), statistics.median(rates["hks"])
     print(f"\nplain Keras : {plain:8.1f} images/s (median of {args.repeats}), peak RSS {peaks['plain']:.0f} MiB")
     print(f"hks trial   : {ours:8.1f} images/s (median of {args.repeats}), peak RSS {peaks['hks']:.0f} MiB")
-    print(f"ratio hks / plain: {ours / plain:.3f}  (goal >= 0.95)")
+    print(f"ratio hks / plain: {ours / plain:.3f}  (goal >= 0.95); parameters plain {params['plain']:,}, "
+          f"hks {params['hks']:,}; precision {args.precision}, jit {args.jit}, threads {args.threads}")
     return 0
 
 

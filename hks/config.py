@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,17 +20,20 @@ from hks.errors import ConfigError
 ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "mtpe", "gp")
 DATASETS = ("cifar100", "cifar10")
 PRUNE_METHODS = ("none", "median", "asha", "hyperband")
+PRECISIONS = ("float32", "mixed")
+JIT_CHOICES = ("auto", "on", "off")
 
 
 def option(default: Any, env: str | None, help: str, *, choices: Iterable[str] | None = None,
-           identity: bool = False) -> Any:
+           identity: bool = False, parse: Callable[[str], Any] | None = None) -> Any:
     """Declare a setting: default value, environment variable (or None) and help text.
 
     ``identity=True`` marks a setting that changes what a trial's score means (the data, the
     validation split, the training budget...): a search cannot be resumed with another value.
+    ``parse`` converts its text when the default's type cannot (e.g. a count or 'auto').
     """
     return field(default=default, metadata={"env": env, "help": help, "choices": tuple(choices or ()),
-                                            "identity": identity})
+                                            "identity": identity, "parse": parse})
 
 
 def _parse_bool(text: str) -> bool:
@@ -40,6 +43,17 @@ def _parse_bool(text: str) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"expected true/false, got {text!r}")
+
+
+def parse_workers(text: str) -> int | str:
+    """--workers: a count >= 0, or 'auto' (one worker per visible GPU; see hks.local_workers)."""
+    value = str(text).strip().lower()
+    if value == "auto":
+        return "auto"
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"expected a count >= 0 or 'auto', got {text!r}")
+    return count
 
 
 @dataclass
@@ -61,6 +75,10 @@ class Settings:
         identity=True)
     threads: int = option(0, "HKS_THREADS", "TensorFlow threads per process (0: TensorFlow decides)")
     save_models: bool = option(False, "HKS_SAVE_MODELS", "save each trial's best weights beside its JSON result")
+    precision: str = option("float32", "HKS_PRECISION", "float32, or mixed: float16 compute on GPUs with tensor "
+                            "cores, bfloat16 elsewhere; the heads stay float32", choices=PRECISIONS)
+    jit: str = option("auto", "HKS_JIT", "XLA-compile the training step: on, off, or auto (Keras's choice: on "
+                      "GPUs, off on CPUs)", choices=JIT_CHOICES)
     # --- the search ---------------------------------------------------------------------
     algo: str = option("tpe", "HKS_ALGO", "search algorithm", choices=ALGORITHMS)
     max_evals: int = option(100, "HKS_MAX_EVALS", "total trials, counting those already done")
@@ -93,8 +111,9 @@ class Settings:
     mongo_db_port: int = option(27017, "MONGO_DB_PORT", "classic: MongoDB port, with MONGO_DB_HOST")
     objective: str = option("hks.objective:run_trial", "HKS_OBJECTIVE", "trial function workers import by "
                             "name (module:function); a worker must be started with the master's", identity=True)
-    workers: int = option(0, "HKS_WORKERS", "start this many local worker processes (SQLite store in "
-                          "--results-dir unless --store is set)")
+    workers: int | str = option(0, "HKS_WORKERS", "start this many local worker processes, or 'auto': one per "
+                                "visible GPU (SQLite store in --results-dir unless --store is set)",
+                                parse=parse_workers)
     queue_len: int = option(0, "HKS_QUEUE_LEN", "suggestions kept queued for workers (0: one per live worker)")
     lease_seconds: float = option(60.0, "HKS_LEASE_SECONDS", "a running trial whose worker sends no heartbeat "
                                   "this long goes back to the queue")
@@ -157,10 +176,12 @@ def flag_name(name: str) -> str:
 
 def _convert(f: dataclasses.Field, raw: str, source: str) -> Any:
     kind = type(f.default)
+    parse = f.metadata["parse"] or (_parse_bool if kind is bool else kind)
     try:
-        value = _parse_bool(raw) if kind is bool else kind(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{source}={raw!r} is not a valid {kind.__name__}: {f.metadata['help']}") from None
+        expected = "value" if f.metadata["parse"] else f"{kind.__name__}"
+        raise ConfigError(f"{source}={raw!r} is not a valid {expected}: {f.metadata['help']}") from None
     choices = f.metadata["choices"]
     if choices and value not in choices:
         raise ConfigError(f"{source}={raw!r} is not one of {', '.join(choices)}")

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -223,13 +224,20 @@ def _targets(split: Split) -> dict[str, np.ndarray]:
     return targets
 
 
-def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop: bool = False,
-                 seed: int | None = None, threads: int = 0):
-    """A batched ``tf.data.Dataset`` of (float32 images in 0..255, {head: labels}).
+def point_augmentation(point: dict, augment_crop: bool) -> dict[str, Any]:
+    """The training-batch augmentation a space point asks for (``random_crop``, ``cutout``) or the settings do."""
+    return {"augment_crop": bool(augment_crop or point.get("random_crop")), "cutout": int(point.get("cutout") or 0)}
 
-    Augmentation (random flips, optional crops) happens on training batches only; validation and
-    test batches are served as they are. ``threads`` > 0 caps tf.data's own thread pool too, so
-    that a worker given N threads really uses about N cores.
+
+def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop: bool = False,
+                 cutout: int = 0, seed: int | None = None, threads: int = 0):
+    """A batched ``tf.data.Dataset`` of (uint8 images, {head: labels}).
+
+    Batches stay uint8 (a quarter of float32's bytes to copy to a GPU); the model casts them. The
+    arrays are in memory already, so nothing is cached twice. Augmentation (random flips, optional
+    crops and ``cutout``-pixel squares) happens on training batches only; validation and test
+    batches are served as they are. ``threads`` > 0 caps tf.data's own thread pool too, so that a
+    worker given N threads really uses about N cores.
     """
     import tensorflow as tf
 
@@ -239,16 +247,30 @@ def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop:
         if augment_crop:
             ds = ds.map(lambda x, y: (_random_crop(x, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         ds = ds.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=seed), y),
                     num_parallel_calls=tf.data.AUTOTUNE)
+        if cutout > 0:
+            ds = ds.map(lambda x, y: (_cutout(x, cutout, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
     if threads > 0:
         options = tf.data.Options()
         options.threading.private_threadpool_size = threads
         options.threading.max_intra_op_parallelism = 1
         ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _cutout(images, size: int, seed: int | None):
+    """Zero one ``size`` x ``size`` square per image at a random centre (it may overlap the border)."""
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    starts = tf.random.uniform((shape[0], 2, 1), 0, 32, dtype=tf.int32, seed=seed) - size // 2
+    grid = tf.range(32)[None, :]
+    inside_y = (grid >= starts[:, 0]) & (grid < starts[:, 0] + size)  # (batch, 32)
+    inside_x = (grid >= starts[:, 1]) & (grid < starts[:, 1] + size)
+    keep = tf.logical_not(inside_y[:, :, None] & inside_x[:, None, :])
+    return images * tf.cast(keep, images.dtype)[..., None]
 
 
 def _random_crop(image, seed: int | None):

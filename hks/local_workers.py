@@ -4,7 +4,8 @@ Each is ``python -m hks.worker`` over the master's store, with the cores shared 
 (``--threads`` = cores / N unless set) so that the workers do not oversubscribe the machine.
 Their output goes to ``<results_dir>/workers/worker-<i>.log``. They die with their master: the
 kernel sends them SIGTERM when it dies (``PR_SET_PDEATHSIG`` on Linux), and each also watches its
-parent's pid (``HKS_PARENT_PID``), so none outlives a SIGKILLed master.
+parent's pid (``HKS_PARENT_PID``), so none outlives a SIGKILLed master. ``--workers auto`` starts
+one worker per visible GPU, each pinned to its own (``--gpu``), or one CPU worker when no GPU is visible.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from hks.config import Settings
 from hks.errors import WorkerError
+from hks.gpus import visible_gpus
 from hks.store import split_credentials
 from hks.worker import PARENT_PID_ENV
 
@@ -33,21 +35,30 @@ def _die_with_parent() -> None:
         pass
 
 
+def worker_gpus(settings: Settings, count: int) -> list[str]:
+    """The ``--gpu`` of each worker: its own GPU with ``--workers auto`` (-1 without any), else ``--gpu``."""
+    if settings.workers != "auto":
+        return [settings.gpu] * count
+    gpus = visible_gpus()
+    return gpus[:count] if gpus else ["-1"] * count
+
+
 def threads_per_worker(settings: Settings, workers: int) -> int:
     if settings.threads > 0:
         return settings.threads
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def worker_command(settings: Settings, url: str, threads: int) -> list[str]:
+def worker_command(settings: Settings, url: str, threads: int, gpu: str | None = None) -> list[str]:
     """The command line of one local worker: everything explicit, nothing inherited by accident."""
     command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", settings.experiment_name,
                "--space", settings.space, "--objective", settings.objective, "--threads", str(threads),
                "--data-dir", settings.data_dir, "--results-dir", settings.results_dir,
                "--store-patience", str(settings.store_patience),
                "--download" if settings.download else "--no-download"]
-    if settings.gpu:
-        command += ["--gpu", settings.gpu]
+    gpu = settings.gpu if gpu is None else gpu
+    if gpu:
+        command += ["--gpu", gpu]
     return command
 
 
@@ -76,8 +87,12 @@ class LocalWorkers:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "HKS_WORKERS": "0", PARENT_PID_ENV: str(os.getpid()),
                **credentials}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        command = worker_command(self.settings, url, self.threads)
-        for index in range(self.count):
+        gpus = worker_gpus(self.settings, self.count)
+        if self.settings.workers == "auto":
+            print("--workers auto: " + (f"one worker per GPU ({', '.join(gpus)})" if gpus[0] != "-1" else
+                                        "no GPU visible, starting one CPU worker"), flush=True)
+        for index, gpu in enumerate(gpus):
+            command = worker_command(self.settings, url, self.threads, gpu)
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent))

@@ -79,13 +79,19 @@ class _Builder:
 
 
 def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | None = 20, *,
-                base_lr: float = sp.BASE_LEARNING_RATE):
+                base_lr: float = sp.BASE_LEARNING_RATE, train_steps: int | None = None):
     """A compiled Keras model for one point of the space (see :data:`hks.space.SPACE`).
 
-    The learning rate is ``base_lr * point["lr_rate_mult"]``.
+    The learning rate is ``base_lr * point["lr_rate_mult"]``. A point of the modern space
+    (:mod:`hks.modern_space`) is built by :mod:`hks.modern_model`, whose schedules span
+    ``train_steps`` optimizer steps (the trial's whole budget).
 
     Raises :class:`SpaceError` naming the offending key when the point cannot build a model.
     """
+    if point.get("architecture") == "resnet":
+        from hks.modern_model import build_modern_model
+
+        return build_modern_model(point, num_fine, num_coarse, train_steps=train_steps)
     missing = [key for key in sp.SPACE if key not in point]
     if missing:
         raise SpaceError(f"the space point has no {', '.join(missing)}: a custom space must define every key "
@@ -116,22 +122,34 @@ def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None, base_lr
     x = b.dense(x, int(sp.BASE_FC_UNITS_1 * point["fc_units_1_mult"]))
     if point["one_more_fc"] is not None:
         x = b.dense(x, int(sp.BASE_FC_UNITS_2 * point["one_more_fc"]))
-    outputs = {"fine": layers.Dense(num_fine, activation="softmax", name="fine")(x)}
-    loss_weights = {"fine": 1.0}
-    if num_coarse:
-        outputs["coarse"] = layers.Dense(num_coarse, activation="softmax", name="coarse")(x)
-        loss_weights["coarse"] = float(point["coarse_labels_weight"])
+    outputs, loss_weights = softmax_heads(x, num_fine, num_coarse, point["coarse_labels_weight"])
     model = keras.Model(inputs, outputs, name="hks_cnn")
     model.compile(
         optimizer=make_optimizer(point["optimizer"], base_lr * point["lr_rate_mult"]),
         loss={head: "sparse_categorical_crossentropy" for head in outputs},
         loss_weights=loss_weights,
-        metrics=_head_metrics(list(outputs)),
+        metrics=head_metrics(list(outputs)),
     )
     return model
 
 
-def _head_metrics(heads: list[str]) -> dict[str, list]:
+def softmax_heads(x, num_fine: int, num_coarse: int | None, coarse_weight: float) -> tuple[dict, dict]:
+    """The ``fine`` (and ``coarse``) softmax heads and their loss weights (fine 1).
+
+    The heads compute in float32 whatever the precision policy: a float16 softmax loses the small
+    probabilities that cross-entropy and early stopping read.
+    """
+    from keras import layers
+
+    outputs = {"fine": layers.Dense(num_fine, activation="softmax", name="fine", dtype="float32")(x)}
+    loss_weights = {"fine": 1.0}
+    if num_coarse:
+        outputs["coarse"] = layers.Dense(num_coarse, activation="softmax", name="coarse", dtype="float32")(x)
+        loss_weights["coarse"] = float(coarse_weight)
+    return outputs, loss_weights
+
+
+def head_metrics(heads: list[str]) -> dict[str, list]:
     """Accuracy per head, logged as ``<head>_accuracy`` however many heads there are.
 
     Keras prefixes metric names with the output name only for multi-output models, so a single

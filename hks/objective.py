@@ -20,9 +20,11 @@ from typing import Any
 from hks import progress
 from hks import results as res
 from hks.config import Settings
-from hks.data import Splits, archive_path, load_splits, make_dataset
+from hks.data import Splits, archive_path, load_splits, make_dataset, point_augmentation
 from hks.errors import ConfigError, DatasetError, HksError
+from hks.memory import PeakRss, release_memory
 from hks.model import build_model
+from hks.precision import apply_jit, dtype_policy
 from hks.seeding import TRAIN, trial_seed
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -143,8 +145,8 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     """
     import keras
 
-    train = make_dataset(splits.train, batch_size, training=True, augment_crop=settings.augment_crop, seed=seed,
-                         threads=settings.threads)
+    augment = point_augmentation(point or {}, settings.augment_crop)
+    train = make_dataset(splits.train, batch_size, training=True, seed=seed, threads=settings.threads, **augment)
     val = make_dataset(splits.val, batch_size, training=False, threads=settings.threads)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -201,22 +203,26 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     import keras
 
     base_lr = base_learning_rate(settings)
-    if build is None:
-        build = functools.partial(build_model, base_lr=base_lr)
     configure_threads(settings.threads)
     require_tensorboard(settings)
     splits = splits if splits is not None else splits_for(settings)
+    batch_size = int(point.get("batch_size") or 128)
+    if build is None:
+        build = functools.partial(build_model, base_lr=base_lr,
+                                  train_steps=settings.epochs * math.ceil(len(splits.train) / batch_size))
     seed = trial_seed(settings.seed, tid or 0, TRAIN)
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
             "base_lr": base_lr}
     model = None
+    memory = PeakRss().start()
     try:
         keras.utils.set_random_seed(seed)
-        model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+        with dtype_policy(settings.precision):
+            model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+        apply_jit(model, settings.jit)
         if verbose:
             print(progress.trial_start_line(tid, settings.max_evals, point, params=model.count_params()), flush=True)
-        batch_size = int(point.get("batch_size") or 128)
         pruning = prune_callback(should_prune) if should_prune is not None else None
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
                               log_name=f"trial_{progress.trial_number(tid)}" if tid is not None else None,
@@ -237,6 +243,8 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     finally:
         del model
         keras.backend.clear_session()
+        release_memory()
+    result["peak_rss_mb"] = round(memory.stop(), 1)
     result["finished_at"] = time.time()
     result["train_seconds"] = round(result["finished_at"] - started, 3)
     return result

@@ -98,8 +98,13 @@ def load_space(name: str, dataset: str | None = None) -> Any:
     return for_dataset(space, dataset)
 
 
+SPACE_ALIASES = {"classic": "hks.space", "modern": "hks.modern_space"}
+
+
 def load_raw_space(name: str) -> Any:
-    """The ``SPACE`` of a module name (``hks.space``) or of a ``.py`` file path, as written."""
+    """The ``SPACE`` of a built-in space's short name (``classic``, ``modern``), a module name
+    (``hks.space``) or a ``.py`` file path, as written."""
+    name = SPACE_ALIASES.get(name, name)
     try:
         if name.endswith(".py"):
             path = Path(name)

@@ -133,9 +133,8 @@ class Master:
 
 
 def run_master(study: Study) -> None:
+    from hks.gpus import worker_count
     from hks.local_workers import LocalWorkers
 
-    workers = None
-    if study.settings.workers > 0:
-        workers = LocalWorkers(study.settings, study.url, study.settings.workers)
-    Master(study, workers).run()
+    count = worker_count(study.settings)
+    Master(study, LocalWorkers(study.settings, study.url, count) if count > 0 else None).run()

@@ -45,7 +45,9 @@ def store_url(settings: Settings) -> str:
         return settings.store
     if settings.mongo_db_host:
         return f"mongodb://{settings.mongo_db_host}:{settings.mongo_db_port}/{MONGO_DB_NAME}"
-    if settings.workers > 0:
+    from hks.gpus import worker_count
+
+    if worker_count(settings) > 0:
         return local_store_url(settings.results_dir)
     return ""
 
@@ -60,7 +62,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"--lease-seconds must be > 0, got {settings.lease_seconds}")
     if settings.max_attempts < 1:
         raise ConfigError(f"--max-attempts must be >= 1, got {settings.max_attempts}")
-    for name in ("workers", "queue_len", "idle_timeout", "store_patience", "trial_time_limit"):
+    from hks.gpus import worker_count
+
+    worker_count(settings)  # a bad --workers says so here
+    for name in ("queue_len", "idle_timeout", "store_patience", "trial_time_limit"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(settings, name)}")
     if ":" not in settings.objective:

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Does a long in-process search keep its memory flat? A 20-trial search, RSS after every trial.
+
+Runs ``hks search`` in this process's way (``hks.study.run_search``: TPE over the classic space,
+CIFAR-10 mini archive, plots on as by default) in a fresh process per arm, and prints after each
+trial the process's resident memory and the trial's own peak (``peak_rss_mb`` of its result).
+Arms: ``hks`` as shipped, and ``no-release``: the same search without the end-of-trial
+``release_memory`` (garbage collection + malloc_trim), i.e. only ``clear_session`` as before.
+Goal: after the first 3 trials, growth under 50 MB per trial on average.
+
+    python bench/memory_growth.py [--trials 20] [--epochs 1] [--dataset-size 1000] [--arms hks,no-release]
+
+Not shown: growth that needs more than 20 trials to appear, GPU memory (the device allocator keeps
+its pool by design), and a full-size dataset (1,000 images of the mini archive keep each trial short
+on a CPU; data copies that leak would grow with the dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fresh_process import run_fresh  # noqa: E402  (bench/, beside this script)
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
+SKIP = 3
+
+
+def _arm(name: str, args: argparse.Namespace, queue) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from hks import objective, study
+    from hks.config import Settings
+    from hks.memory import rss_mb
+
+    if name == "no-release":
+        objective.release_memory = lambda: None
+    run_trial = objective.run_trial
+    rows: list[tuple[float, float]] = []
+
+    def measured(point, settings, **kwargs):
+        result = run_trial(point, settings, **kwargs)
+        rows.append((rss_mb(), result.get("peak_rss_mb", float("nan"))))
+        print(f"  {name:>10} trial {len(rows):2d}: RSS after {rows[-1][0]:7.1f} MiB, trial peak "
+              f"{rows[-1][1]:7.1f} MiB ({result['status']})", flush=True)
+        return result
+
+    objective.run_trial = measured  # what the search imports by name (--objective hks.objective:run_trial)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False, epochs=args.epochs,
+                            dataset_size=args.dataset_size,
+                            patience=args.epochs, threads=args.threads, max_evals=args.trials,
+                            seed=args.seed, results_dir=tmp, trials_file=f"{tmp}/results.pkl")
+        study.run_search(settings)
+    queue.put(json.dumps(rows))
+
+
+def _growth(rows: list[list[float]]) -> float:
+    after = [r[0] for r in rows]
+    return (after[-1] - after[SKIP - 1]) / max(1, len(after) - SKIP)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--dataset-size", type=int, default=1000, help="training images before the split")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--arms", default="hks,no-release")
+    args = parser.parse_args()
+    if args.trials <= SKIP + 1:
+        parser.error(f"--trials must be more than {SKIP + 1}")
+    summary = {name: json.loads(run_fresh(_arm, name, args)) for name in args.arms.split(",")}
+    print(f"\n| arm | RSS after trial {SKIP} (MiB) | after trial {args.trials} | growth / trial after the first "
+          f"{SKIP} (MB) | highest trial peak (MiB) |")
+    print("|---|---|---|---|---|")
+    for name, rows in summary.items():
+        print(f"| {name} | {rows[SKIP - 1][0]:.0f} | {rows[-1][0]:.0f} | {_growth(rows) * 1.048576:.1f} | "
+              f"{max(r[1] for r in rows):.0f} |")
+    print("goal: growth < 50 MB per trial")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
