@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from hks.errors import SpaceError
-from hks.model import head_metrics, softmax_heads
+from hks.heads import head_metrics, softmax_heads
 
 DEFAULT_TRAIN_STEPS = 30_000  # when the caller does not know the budget (e.g. an architecture picture)
 PIXEL_MEAN, PIXEL_STD = 121.0, 64.0

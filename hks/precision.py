@@ -3,7 +3,7 @@
 ``mixed`` computes in float16 on GPUs with tensor cores before Ampere (Keras adds loss scaling),
 in bfloat16 on Ampere and later GPUs (as fast, and no loss scaling to go wrong) and on CPUs
 (where oneDNN uses AVX512-BF16/AMX when present; on older CPUs it runs, slower). Variables and the
-softmax heads stay float32 (:func:`hks.model.softmax_heads`).
+softmax heads stay float32 (:func:`hks.heads.softmax_heads`).
 """
 
 from __future__ import annotations

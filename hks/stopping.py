@@ -36,9 +36,14 @@ class Stopped(KeyboardInterrupt):
 class Stopper:
     """The stop flag of one process, its signal handler and its deadline."""
 
-    def __init__(self, deadline: float = DEADLINE_SECONDS):
-        """``deadline``: seconds from the signal to the forced exit (0: none, for tests in-process)."""
+    def __init__(self, deadline: float = DEADLINE_SECONDS, immediate: bool = True):
+        """``deadline``: seconds from the signal to the forced exit (0: none, for tests in-process).
+        ``immediate=False``: never raise from the signal handler, even inside the objective; stop at the
+        next safe point (an epoch boundary), the deadline backing it up. For an in-process search, whose
+        objective is TensorFlow's C code, where an exception raised by a handler surfaces as a
+        ``SystemError`` traceback."""
         self.deadline = deadline
+        self.immediate = immediate
         self.requested = threading.Event()
         self.signum = signal.SIGTERM
         self.interruptible = False
@@ -72,7 +77,7 @@ class Stopper:
     def interrupting(self) -> Iterator[None]:
         """Inside: a signal raises :class:`Stopped` at once (the objective's own code)."""
         self.check()
-        self.interruptible = True
+        self.interruptible = self.immediate
         try:
             yield
         finally:

@@ -29,8 +29,8 @@ from hks.store import protocol as p
 from hks.store.urls import parse
 
 WORKERS = 8
-MAX_EVALS = 64
-TRIAL_SECONDS = "1.5"
+MAX_EVALS = 96
+TRIAL_SECONDS = "2.0"
 LEASE = 5.0
 OUTAGE_SECONDS = 10.0
 SEARCH_TIMEOUT = 150.0

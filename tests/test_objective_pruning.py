@@ -35,6 +35,7 @@ def test_asha_prunes_a_trial_behind_its_rung_with_its_partial_history(settings):
     history = result["history"]
     assert len(history["val_fine_accuracy"]) == 1 and result["epochs_run"] == 1
     assert result["fine_best_accuracy"] == history["val_fine_accuracy"][0] == -result["loss"]
+    objective.save_result(result, settings.results_dir)  # what the runner does once the store accepted it
     saved = [json.loads(p.read_text()) for p in Path(settings.results_dir).glob("*.txt.json")]
     assert [r["status"] for r in saved] == ["pruned"]
     view = pruners.sampler_result(result, settings)

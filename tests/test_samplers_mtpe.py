@@ -60,7 +60,7 @@ def test_translation_keeps_the_conditions_and_round_trips_hyperopt_values():
     assert params["residual_units"].conditions == ((("residual", 1),),)
     assert params["fc_units_2_mult"].conditions == ((("one_more_fc", 1),),)
     assert params["optimizer"].kind == "choice" and params["optimizer"].distribution.choices == (0, 1, 2)
-    assert (params["batch_size"].distribution.low, params["batch_size"].distribution.high) == (20, 90)
+    assert (params["batch_size"].distribution.low, params["batch_size"].distribution.high) == (20, 140)
     assert list(params).index("residual") < list(params).index("residual_units")  # parents first
     trials = Trials()
     fmin(lambda p: 0.0, SPACE, algo=rand.suggest, max_evals=30, trials=trials, rstate=np.random.default_rng(0),

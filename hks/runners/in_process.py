@@ -15,17 +15,20 @@ if TYPE_CHECKING:
     from hks.study import Study
 
 
+STOP_DEADLINE_SECONDS = 30.0  # a long epoch: release the trial and exit rather than keep the user waiting
+
+
 def run_in_process(study: Study) -> None:
     """Suggest, train and record trials until the budget is spent.
 
-    SIGTERM / Ctrl-C stop it as they stop a worker (:mod:`hks.stopping`): at once inside the trial's
-    own code, else at the next safe point (an epoch boundary, between trials); the running trial is
-    released, not counted as an attempt."""
+    SIGTERM / Ctrl-C stop it at the next safe point (an epoch boundary, between trials), or after
+    :data:`STOP_DEADLINE_SECONDS` at the latest (:mod:`hks.stopping`); the running trial is released,
+    not counted as an attempt."""
     from hks.stopping import Stopper
     from hks.worker import Worker
 
     settings = study.settings
-    stopper = Stopper(deadline=0)
+    stopper = Stopper(deadline=STOP_DEADLINE_SECONDS, immediate=False)
     with _installed(stopper):
         worker = Worker(study.store, study.experiment, settings, study.space, study.objective,
                         worker_id=f"local:{os.getpid()}", oracle=study.oracle, quiet=True, stopper=stopper)
