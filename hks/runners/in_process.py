@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from hks.study import Study
-
+from hks.runners import Search
 
 STOP_DEADLINE_SECONDS = 30.0  # a long epoch: release the trial and exit rather than keep the user waiting
 
 
-def run_in_process(study: Study) -> None:
+def run_in_process(study: Search) -> None:
     """Suggest, train and record trials until the budget is spent.
 
     SIGTERM / Ctrl-C stop it at the next safe point (an epoch boundary, between trials), or after
@@ -51,7 +48,7 @@ def _installed(stopper):
             signal.signal(signum, handler)
 
 
-def _serve(study: Study, worker) -> None:
+def _serve(study: Search, worker) -> None:
     settings = study.settings
     while True:
         worker.stopper.check()

@@ -13,14 +13,12 @@ import os
 import socket
 import time
 from contextlib import nullcontext
-from typing import TYPE_CHECKING
 
 from hks.errors import ConfigError
+from hks.gpus import worker_count
+from hks.local_workers import LocalWorkers
+from hks.runners import Search
 from hks.store import protocol as p
-
-if TYPE_CHECKING:
-    from hks.local_workers import LocalWorkers
-    from hks.study import Study
 
 POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.5
 SWEEP_SECONDS = 1.0  # how often to requeue expired leases and count live workers (leases last longer)
@@ -46,7 +44,7 @@ def _alive_here(owner: str) -> bool:
     return True
 
 
-def claim_experiment(study: Study, me: str) -> None:
+def claim_experiment(study: Search, me: str) -> None:
     """Refuse to start when another live master runs this experiment; then announce this one."""
     since = time.time() - study.settings.lease_seconds
     for other in study.store.live_workers(study.exp_key, since):
@@ -58,7 +56,7 @@ def claim_experiment(study: Study, me: str) -> None:
 
 
 class Master:
-    def __init__(self, study: Study, workers: LocalWorkers | None):
+    def __init__(self, study: Search, workers: LocalWorkers | None):
         self.study, self.workers = study, workers
         self.me = master_id()
         self.swept_at = -math.inf
@@ -132,9 +130,6 @@ class Master:
             self.noted_at = time.monotonic()
 
 
-def run_master(study: Study) -> None:
-    from hks.gpus import worker_count
-    from hks.local_workers import LocalWorkers
-
+def run_master(study: Search) -> None:
     count = worker_count(study.settings)
     Master(study, LocalWorkers(study.settings, study.url, count) if count > 0 else None).run()
