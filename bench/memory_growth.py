@@ -3,12 +3,19 @@
 
 Runs ``hks search`` in this process's way (``hks.study.run_search``: TPE over the classic space,
 CIFAR-10 mini archive, plots on as by default) in a fresh process per arm, and prints after each
-trial the process's resident memory and the trial's own peak (``peak_rss_mb`` of its result).
-Arms: ``hks`` as shipped, and ``no-release``: the same search without the end-of-trial
-``release_memory`` (garbage collection + malloc_trim), i.e. only ``clear_session`` as before.
+trial the search process's resident memory and the trial's own peak (``peak_rss_mb`` of its
+result). All arms see the same trials (same seed). Arms:
+
+* ``hks``: as shipped: each trial trains in its own process (``--trial-process fresh``, the default
+  for hks's Keras trials), so what is measured after a trial is what the search keeps;
+* ``same-process``: trials in the search process (``--trial-process same``) with ``--cpu-allocator
+  system`` and the end-of-trial ``release_memory`` (garbage collection + malloc_trim);
+* ``pool``: trials in the search process with TensorFlow's own CPU allocator: what a plain Keras
+  loop over trials gets.
+
 Goal: after the first 3 trials, growth under 50 MB per trial on average.
 
-    python bench/memory_growth.py [--trials 20] [--epochs 1] [--dataset-size 1000] [--arms hks,no-release]
+    python bench/memory_growth.py [--trials 20] [--epochs 1] [--dataset-size 1000] [--arms hks,same-process,pool]
 
 Not shown: growth that needs more than 20 trials to appear, GPU memory (the device allocator keeps
 its pool by design), and a full-size dataset (1,000 images of the mini archive keep each trial short
@@ -34,28 +41,30 @@ SKIP = 3
 
 def _arm(name: str, args: argparse.Namespace, queue) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from hks import objective, study
+    from hks import study
     from hks.config import Settings
     from hks.memory import rss_mb
 
-    if name == "no-release":
-        objective.release_memory = lambda: None
-    run_trial = objective.run_trial
+    from hks.worker import Worker
+
     rows: list[tuple[float, float]] = []
+    complete = Worker.complete
 
-    def measured(point, settings, **kwargs):
-        result = run_trial(point, settings, **kwargs)
+    def measured(worker, job, result):
+        accepted = complete(worker, job, result)
         rows.append((rss_mb(), result.get("peak_rss_mb", float("nan"))))
-        print(f"  {name:>10} trial {len(rows):2d}: RSS after {rows[-1][0]:7.1f} MiB, trial peak "
+        print(f"  {name:>12} trial {len(rows):2d}: RSS after {rows[-1][0]:7.1f} MiB, trial peak "
               f"{rows[-1][1]:7.1f} MiB ({result['status']})", flush=True)
-        return result
+        return accepted
 
-    objective.run_trial = measured  # what the search imports by name (--objective hks.objective:run_trial)
+    Worker.complete = measured  # the search process records each result here, wherever it trained
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False, epochs=args.epochs,
                             dataset_size=args.dataset_size,
                             patience=args.epochs, threads=args.threads, max_evals=args.trials,
-                            seed=args.seed, results_dir=tmp, trials_file=f"{tmp}/results.pkl")
+                            seed=args.seed, results_dir=tmp, trials_file=f"{tmp}/results.pkl",
+                            trial_process="fresh" if name == "hks" else "same",
+                            cpu_allocator="pool" if name == "pool" else "system")
         study.run_search(settings)
     queue.put(json.dumps(rows))
 
@@ -73,7 +82,7 @@ def main() -> int:
     parser.add_argument("--dataset-size", type=int, default=1000, help="training images before the split")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--arms", default="hks,no-release")
+    parser.add_argument("--arms", default="hks,same-process,pool")
     args = parser.parse_args()
     if args.trials <= SKIP + 1:
         parser.error(f"--trials must be more than {SKIP + 1}")

@@ -148,14 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = [SearchRun(**r) for path in args.summarize for r in json.loads(Path(path).read_text())]
         print("\n".join(summary_rows(runs, [n for n in names if any(r.prune == n for r in runs)])))
         return 0
-    from hks.objective import configure_threads
+    from hks.objective import configure_tensorflow
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(dataset="cifar10", data_dir=str(DATA_DIR), download=False, dataset_size=args.dataset_size,
                         val_fraction=0.2, epochs=args.epochs, patience=args.patience, threads=args.threads,
                         max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
                         prune_warmup_trials=args.warmup_trials, prune_sampler_loss=args.sampler_loss)
-        configure_threads(args.threads)
+        configure_tensorflow(base)
         space, runs = small_space(), []
         print(f"CIFAR-10 mini: {args.dataset_size} images (80/20 train/val), {args.trials} TPE trials x up to "
               f"{args.epochs} epochs, patience {args.patience}, {args.seeds} seeds, {args.threads} thread(s), "

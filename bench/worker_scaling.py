@@ -87,12 +87,12 @@ def measure(workers: int, args, folder: Path) -> dict[str, float]:
 
 def _plain_process(args, trials: int, barrier, queue) -> None:
     """The machine's own ceiling: ``run_trial`` in a bare process, no store, no worker loop."""
-    from hks.objective import configure_threads, run_trial
+    from hks.objective import configure_tensorflow, run_trial
 
-    configure_threads(1)
     settings = Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False, epochs=args.epochs,
                         patience=args.epochs, dataset_size=args.dataset_size, threads=1, plots=False,
                         results_dir=tempfile.mkdtemp())
+    configure_tensorflow(settings)
     point = _point()
     barrier.wait()  # every process has imported TensorFlow: start together
     started = time.time()

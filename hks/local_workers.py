@@ -10,7 +10,7 @@ one worker per visible GPU, each pinned to its own (``--gpu``), or one CPU worke
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -20,19 +20,11 @@ from pathlib import Path
 from hks.config import Settings
 from hks.errors import WorkerError
 from hks.gpus import visible_gpus
+from hks.stopping import die_with_parent
 from hks.store import split_credentials
 from hks.worker import PARENT_PID_ENV
 
 STOP_SECONDS = 15
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere the pid watch does it)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def worker_gpus(settings: Settings, count: int) -> list[str]:
@@ -91,11 +83,12 @@ class LocalWorkers:
         if self.settings.workers == "auto":
             print("--workers auto: " + (f"one worker per GPU ({', '.join(gpus)})" if gpus[0] != "-1" else
                                         "no GPU visible, starting one CPU worker"), flush=True)
+        orphaned = functools.partial(die_with_parent, signal.SIGTERM)  # a worker releases its trial on SIGTERM
         for index, gpu in enumerate(gpus):
             command = worker_command(self.settings, url, self.threads, gpu)
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                                       stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent))
+                                                       stdin=subprocess.DEVNULL, preexec_fn=orphaned))
         print(f"started {self.count} local workers ({self.threads} threads each), logs in {self.log_dir}/",
               flush=True)
 

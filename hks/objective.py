@@ -22,7 +22,7 @@ from hks import results as res
 from hks.config import Settings
 from hks.data import Splits, archive_path, load_splits, make_dataset, point_augmentation
 from hks.errors import ConfigError, DatasetError, HksError
-from hks.memory import PeakRss, release_memory
+from hks.memory import PeakRss, release_memory, use_cpu_allocator
 from hks.model import build_model
 from hks.precision import apply_jit, dtype_policy
 from hks.seeding import TRAIN, trial_seed
@@ -36,8 +36,11 @@ class NonFiniteLoss(RuntimeError):
     """Training diverged: the loss became NaN or infinite."""
 
 
-def configure_threads(threads: int) -> None:
-    """Cap TensorFlow's thread pools so that several workers on one machine share its cores."""
+def configure_tensorflow(settings: Settings) -> None:
+    """Before TensorFlow's first operation: its CPU allocator (flat memory across trials, see
+    :mod:`hks.memory`) and thread pools capped so that several workers on one machine share its cores."""
+    use_cpu_allocator(settings.cpu_allocator)
+    threads = settings.threads
     if threads <= 0:
         return
     import tensorflow as tf
@@ -203,7 +206,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     import keras
 
     base_lr = base_learning_rate(settings)
-    configure_threads(settings.threads)
+    configure_tensorflow(settings)
     require_tensorboard(settings)
     splits = splits if splits is not None else splits_for(settings)
     batch_size = int(point.get("batch_size") or 128)

@@ -24,7 +24,7 @@ from hks.data import Split, Splits, class_names, load_cifar, make_dataset
 from hks.errors import HksError
 from hks.model import build_model
 from hks.objective import (
-    configure_threads,
+    configure_tensorflow,
     epoch_progress_callback,
     require_tensorboard,
     splits_for,
@@ -74,7 +74,7 @@ def retrain_best(settings: Settings, results: list[dict[str, Any]], *, epochs: i
                                "run a search first (python -m hks search) or pass --from with its results")
     settings = settings.replace(dataset=best.get("dataset") or settings.dataset)
     n_epochs = retrain_epochs(best, epochs, settings)
-    configure_threads(settings.threads)
+    configure_tensorflow(settings)
     require_tensorboard(settings)
     splits = splits_for(settings)
     train = pooled(splits)
@@ -267,7 +267,7 @@ def evaluate_file(path: str | Path, settings: Settings, confusion: str | Path | 
 
     With ``confusion``, the fine head's confusion matrix is drawn there too.
     """
-    configure_threads(settings.threads)
+    configure_tensorflow(settings)
     predict, classes = load_predictor(path)
     dataset = DATASET_BY_CLASSES.get(classes)
     if dataset is None:

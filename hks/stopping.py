@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 DEADLINE_SECONDS = 8.0  # below `docker stop`'s default 10 s before its SIGKILL
 RELEASE_SECONDS = 3.0
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class Stopped(KeyboardInterrupt):
@@ -103,3 +104,14 @@ class Stopper:
             releaser.start()
             releaser.join(RELEASE_SECONDS)
         os._exit(128 + self.signum)
+
+
+def die_with_parent(signum: int) -> None:
+    """Have the kernel send ``signum`` to this process when its parent dies (Linux; elsewhere a no-op:
+    the caller's own watch of its parent covers it)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum)
+    except (OSError, AttributeError):
+        pass

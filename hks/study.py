@@ -212,6 +212,9 @@ class Study:
         self._warn_startup()
         print(self.progress.describe_start() + (f" (store {self.store.url})" if self.url else ""), flush=True)
         if self._draws_models():
+            from hks.objective import configure_tensorflow
+
+            configure_tensorflow(self.settings)  # the demo model is TensorFlow's first allocation
             _note(plotting.draw_demo(self.settings.results_dir, self.settings.dataset))
         with _sigterm_as_interrupt():
             (run_master if self.url else run_in_process)(self)

@@ -37,6 +37,7 @@ from hks.stopping import Stopped, Stopper
 from hks.store import check_settings, open_store, store_url
 from hks.store import protocol as p
 from hks.store.retry import OutageNotice, call_quietly, retrying
+from hks.trial_process import call_in_fresh_process, wants_fresh_process
 
 # Settings a worker takes from its own flags and environment; all others come from the experiment.
 LOCAL_SETTINGS = ("store", "mongo_db_host", "mongo_db_port", "experiment_name", "data_dir", "download",
@@ -359,8 +360,16 @@ class Worker:
 
         should_prune = self.oracle.prune_hook(job.tid) if self.oracle is not None else None
         with self.stopper.interrupting():
+            if self.fresh_processes:
+                return call_in_fresh_process(self.objective, point, self.settings, tid=job.tid, on_epoch=on_epoch,
+                                             should_prune=should_prune, check=self.stopper.check)
             return call_objective(self.objective, point, settings=self.settings, tid=job.tid, on_epoch=on_epoch,
                                   should_prune=should_prune)
+
+    @property
+    def fresh_processes(self) -> bool:
+        """Each trial in its own process (``--trial-process``, :mod:`hks.trial_process`)."""
+        return wants_fresh_process(self.settings.trial_process, self.objective)
 
 
 def start_worker(local: Settings, *, space_name: str | None = None, objective_name: str | None = None,
@@ -377,11 +386,12 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
     space, objective = check_experiment(experiment, space_name or experiment.space,
                                         objective_name or experiment.objective)
     settings = trial_settings(experiment, local)
-    if getattr(objective, "__module__", "") == "hks.objective":
+    if getattr(objective, "__module__", "") == "hks.objective" and not wants_fresh_process(settings.trial_process,
+                                                                                            objective):
         # Import TensorFlow and cap its threads now, not while holding the first trial's lease.
-        from hks.objective import configure_threads
+        from hks.objective import configure_tensorflow
 
-        configure_threads(settings.threads)
+        configure_tensorflow(settings)
         import keras  # noqa: F401
     oracle = pruning_oracle(store, settings)
     return Worker(store, experiment, settings, space, objective, stopper=stopper, oracle=oracle)

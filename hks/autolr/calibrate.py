@@ -59,11 +59,11 @@ def load_point(path: str) -> dict[str, Any]:
 
 
 def trial_setup(settings: Settings, point: dict[str, Any] | None = None, verbose: bool = True) -> TrialSetup:
-    from hks.objective import configure_threads, splits_for
+    from hks.objective import configure_tensorflow, splits_for
 
     if settings.autolr_epochs < 1:
         raise ConfigError(f"--epochs-per-trial must be >= 1, got {settings.autolr_epochs}")
-    configure_threads(settings.threads)
+    configure_tensorflow(settings)
     point = point if point is not None else (load_point(settings.autolr_point) if settings.autolr_point
                                              else demo_point())
     return TrialSetup(point=point, splits=splits_for(settings), optimizer=settings.autolr_optimizer or

@@ -1,0 +1,112 @@
+"""--trial-process: each trial in its own process, the search process the only owner of the storage.
+
+Real processes throughout: hks's own Keras trials on the CIFAR-10 mini archive, and a test objective
+that kills its own process as the kernel's out-of-memory killer would."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from distributed_helpers import env as child_env
+
+from hks.config import resolve
+from hks.errors import ConfigError
+from hks.evaluation import keras_objective
+from hks.objective import run_trial
+from hks.store import protocol as p
+from hks.store.pickle_file import read_records
+from hks.trial_process import wants_fresh_process
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _search(tmp_path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "hks", "search", "--no-plots", "--results-dir", str(tmp_path / "results"),
+            "--trials-file", str(tmp_path / "results.pkl"), *args]
+
+
+def _keras_search(tmp_path: Path, data_dir: Path, *args: str) -> list[str]:
+    return _search(tmp_path, "--dataset", "cifar10", "--data-dir", str(data_dir), "--no-download",
+                   "--dataset-size", "300", "--threads", "1", "--algo", "rand", *args)
+
+
+def test_auto_means_fresh_for_hks_keras_objectives_only_and_unknown_choices_are_refused():
+    assert wants_fresh_process("auto", run_trial)
+    assert wants_fresh_process("auto", keras_objective(_build))
+    assert not wants_fresh_process("auto", _square)  # a user's own objective runs where it always did
+    assert wants_fresh_process("fresh", _square)
+    assert not wants_fresh_process("fresh", lambda point: 0.0)  # cannot be sent to another process
+    assert not wants_fresh_process("same", run_trial)
+    with pytest.raises(ConfigError, match="trial.process"):
+        resolve({"trial_process": "thread"})
+
+
+def test_a_trial_whose_process_is_killed_is_failed_at_once_and_the_search_goes_on(tmp_path):
+    command = _search(tmp_path, "--space", "tests.objectives_for_tests", "--objective",
+                      "tests.objectives_for_tests:dies_on_first_trial", "--trial-process", "fresh",
+                      "--max-evals", "3", "--algo", "rand")
+    done = subprocess.run(command, cwd=ROOT, env=child_env(HKS_TEST_TRIAL_SECONDS="0"), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    jobs = read_records(tmp_path / "results.pkl")[1]
+    assert [(j.tid, j.state, j.attempts, j.result["status"]) for j in jobs] == [
+        (0, p.DONE, 1, "fail"), (1, p.DONE, 1, "ok"), (2, p.DONE, 1, "ok")]  # one run, no retry of trial 0
+    assert jobs[0].result["error_type"] == "TrialProcessDied"
+    assert "killed by SIGKILL (out of memory?)" in jobs[0].result["error"]
+
+
+def test_keras_trials_train_in_child_processes_and_the_search_process_never_imports_tensorflow(tmp_path,
+                                                                                             cifar10_dir):
+    script = (
+        "import sys\n"
+        "from hks.config import resolve\n"
+        "from hks.study import run_search\n"
+        f"settings = resolve({{'dataset': 'cifar10', 'data_dir': {str(cifar10_dir)!r}, 'download': False,\n"
+        "    'dataset_size': 300, 'epochs': 2, 'patience': 2, 'threads': 1, 'max_evals': 2, 'plots': False,\n"
+        f"    'algo': 'rand', 'results_dir': {str(tmp_path / 'results')!r},\n"
+        f"    'trials_file': {str(tmp_path / 'results.pkl')!r}}})\n"
+        "run_search(settings)\n"
+        "print('tensorflow imported:', 'tensorflow' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=child_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "tensorflow imported: False" in done.stdout
+    results = [json.loads(path.read_text()) for path in (tmp_path / "results").glob("model_*.json")]
+    assert len(results) == 2 and all(r["status"] == "ok" and len(r["history"]["val_fine_accuracy"]) == 2
+                                     for r in results)
+    assert "epoch 2/2" in done.stdout  # the child's epoch lines reach the user
+
+
+def test_sigterm_kills_the_training_child_at_once_and_releases_its_trial(tmp_path, cifar10_dir):
+    command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "2", "--epochs", "200", "--patience", "200")
+    search = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        for line in search.stdout:
+            if "epoch 1/200" in line:
+                break
+        children = psutil.Process(search.pid).children(recursive=True)
+        assert children, "the trial trains in a child process"
+        search.send_signal(signal.SIGTERM)
+        search.communicate(timeout=120)
+    finally:
+        search.kill()
+    assert search.returncode == 128 + signal.SIGTERM
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"training processes left behind: {alive}"
+    jobs = read_records(tmp_path / "results.pkl")[1]
+    assert [(j.state, j.attempts) for j in jobs] == [(p.NEW, 0)]  # handed back, not counted as an attempt
+
+
+def _square(point: dict) -> float:
+    return (point["x"] - 0.3) ** 2
+
+
+def _build(point, num_fine, num_coarse):
+    raise NotImplementedError  # never called: only whether the objective can be sent to a child matters
