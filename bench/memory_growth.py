@@ -44,7 +44,6 @@ def _arm(name: str, args: argparse.Namespace, queue) -> None:
     from hks import study
     from hks.config import Settings
     from hks.memory import rss_mb
-
     from hks.worker import Worker
 
     rows: list[tuple[float, float]] = []

@@ -47,8 +47,8 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true/false, got {text!r}")
 
 
-def parse_workers(text: str) -> int | str:
-    """--workers: a count >= 0, or 'auto' (one worker per visible GPU; see hks.local_workers)."""
+def parse_count_or_auto(text: str) -> int | str:
+    """A count >= 0, or 'auto' (--workers: one per visible GPU; --prune-warmup-trials: the pruner's own)."""
     value = str(text).strip().lower()
     if value == "auto":
         return "auto"
@@ -106,8 +106,10 @@ class Settings:
                                    "(the first rung)")
     prune_reduction_factor: int = option(3, "HKS_PRUNE_REDUCTION_FACTOR", "ASHA/Hyperband keep the top 1/this at "
                                          "each rung; rungs at min-epochs x this**k")
-    prune_warmup_trials: int = option(4, "HKS_PRUNE_WARMUP_TRIALS", "no pruning at an epoch until this many other "
-                                      "trials have reached it")
+    prune_warmup_trials: int | str = option("auto", "HKS_PRUNE_WARMUP_TRIALS", "no pruning at an epoch until this "
+                                            "many other trials have reached it (auto: 4 for median; 0 for asha and "
+                                            "hyperband, whose rungs keep the best of a thin rung)",
+                                            parse=parse_count_or_auto)
     prune_brackets: int = option(0, "HKS_PRUNE_BRACKETS", "Hyperband brackets (0: all that fit within --epochs)")
     prune_sampler_loss: str = option("ranked", "HKS_PRUNE_SAMPLER_LOSS", "loss the sampler sees for a pruned "
                                      "trial: ranked (below longer trials) or best (its best so far)",
@@ -122,7 +124,7 @@ class Settings:
                             "name (module:function); a worker must be started with the master's", identity=True)
     workers: int | str = option(0, "HKS_WORKERS", "start this many local worker processes, or 'auto': one per "
                                 "visible GPU (SQLite store in --results-dir unless --store is set)",
-                                parse=parse_workers)
+                                parse=parse_count_or_auto)
     queue_len: int = option(0, "HKS_QUEUE_LEN", "suggestions kept queued for workers (0: one per live worker)")
     lease_seconds: float = option(60.0, "HKS_LEASE_SECONDS", "a running trial whose worker sends no heartbeat "
                                   "this long goes back to the queue")
@@ -259,9 +261,8 @@ def _validate_pruning(settings: Settings) -> None:
         raise ConfigError(f"--prune-min-epochs must be >= 1, got {settings.prune_min_epochs}")
     if settings.prune_reduction_factor < 2:
         raise ConfigError(f"--prune-reduction-factor must be >= 2, got {settings.prune_reduction_factor}")
-    if settings.prune_warmup_trials < 0 or settings.prune_brackets < 0:
-        raise ConfigError("--prune-warmup-trials and --prune-brackets must be >= 0 "
-                          f"(got {settings.prune_warmup_trials} and {settings.prune_brackets})")
+    if settings.prune_brackets < 0:
+        raise ConfigError(f"--prune-brackets must be >= 0, got {settings.prune_brackets}")
 
 
 def is_auto(base_lr: str) -> bool:

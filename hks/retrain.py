@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 from hks import config
 from hks import results as res
 from hks.config import Settings
-from hks.data import Split, Splits, class_names, load_cifar, make_dataset
+from hks.data import Split, Splits, class_names, load_cifar, make_dataset, point_augmentation
 from hks.errors import HksError
 from hks.model import build_model
 from hks.objective import (
@@ -98,10 +99,12 @@ def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings,
 
     point = best["space"]
     keras.utils.set_random_seed(int(best.get("seed") or settings.seed))
-    model = build_model(point, splits.spec.num_fine, splits.spec.num_coarse, base_lr=trial_base_lr(best, settings))
     batch_size = int(point.get("batch_size") or 128)
-    data = make_dataset(train, batch_size, training=True, augment_crop=settings.augment_crop, seed=settings.seed,
-                        threads=settings.threads)
+    # A modern point's learning-rate schedule spans the retraining's steps; its crops and cutout apply too.
+    model = build_model(point, splits.spec.num_fine, splits.spec.num_coarse, base_lr=trial_base_lr(best, settings),
+                        train_steps=epochs * math.ceil(len(train) / batch_size))
+    data = make_dataset(train, batch_size, training=True, seed=settings.seed, threads=settings.threads,
+                        **point_augmentation(point, settings.augment_crop))
     callbacks = [keras.callbacks.TerminateOnNaN(),
                  epoch_progress_callback(settings.replace(epochs=epochs), None, verbose)]
     if settings.tensorboard:

@@ -204,6 +204,10 @@ class Worker:
     def __post_init__(self) -> None:
         self.stopper.on_deadline = self.release_current
 
+    def about(self, job: p.Job) -> str:
+        """How log lines name a trial: numbered from 1, as the progress lines and the report do."""
+        return f"worker {self.worker_id}: trial {progress.trial_number(job.tid)}"
+
     def say(self, line: str) -> None:
         if not self.quiet:
             print(line, flush=True)
@@ -273,7 +277,7 @@ class Worker:
 
         point = space_eval(self.space, job.vals())
         self.current = job
-        self.say(f"worker {self.worker_id}: trial {job.tid} (attempt {job.attempts})")
+        self.say(f"{self.about(job)} (attempt {job.attempts})")
         heartbeat = Heartbeat(self, job, lambda: self._fail_past_time_limit(job, point))
         heartbeat.start()
         try:
@@ -282,7 +286,7 @@ class Worker:
         except TrialAbandoned as exc:
             heartbeat.stop()
             self.current = None
-            print(f"worker {self.worker_id}: trial {job.tid} stopped ({exc})", flush=True)
+            print(f"{self.about(job)} stopped ({exc})", flush=True)
             return
         except BaseException:  # SIGTERM, Ctrl-C, or a problem with this worker's setup: hand it back
             heartbeat.stop()
@@ -295,13 +299,13 @@ class Worker:
     def complete(self, job: p.Job, result: dict[str, Any]) -> bool:
         """The fenced completion, then (only if it was accepted) the trial's one JSON result."""
         result = {**res.to_jsonable(result), "tid": job.tid, "worker": self.worker_id, "attempt": job.attempts}
-        if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid}"):
+        if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid + 1}"):
             save_result(result, self.settings.results_dir)
             self.trials_run += 1
-            self.say(f"worker {self.worker_id}: trial {job.tid} {result.get('status')} loss {result.get('loss')}")
+            self.say(f"{self.about(job)} {result.get('status')} loss {result.get('loss')}")
             return True
         self._discard(result)
-        print(f"worker {self.worker_id}: trial {job.tid} was requeued while running (lease lost): "
+        print(f"{self.about(job)} was requeued while running (lease lost): "
               "its result is discarded", flush=True)
         return False
 
@@ -311,32 +315,32 @@ class Worker:
         if job is None:
             return
         try:
-            released = retrying(lambda: self.store.release(job), f"releasing trial {job.tid}", RELEASE_PATIENCE,
+            released = retrying(lambda: self.store.release(job), f"releasing trial {job.tid + 1}", RELEASE_PATIENCE,
                                 notice=NOTICE)
         except StoreError as exc:
-            print(f"worker {self.worker_id}: could not release trial {job.tid} ({exc}); it is requeued when its "
+            print(f"{self.about(job)}: could not release it ({exc}); it is requeued when its "
                   "lease expires", flush=True)
             return
-        self.say(f"worker {self.worker_id}: trial {job.tid} {'released' if released else 'was no longer ours'}")
+        self.say(f"{self.about(job)} {'released' if released else 'was no longer ours'}")
 
     def _fail_past_time_limit(self, job: p.Job, point: dict[str, Any]) -> None:
         """Runs in the heartbeat thread: fail the trial; its training stops at the next epoch boundary,
         and a process still stuck in it a grace period later is ended (it would never serve again)."""
         limit = self.settings.trial_time_limit
         error = f"TrialTimeLimit: still running after --trial-time-limit {limit:g}s"
-        print(f"worker {self.worker_id}: trial {job.tid} {error}; failing it", flush=True)
+        print(f"{self.about(job)} {error}; failing it", flush=True)
         failed = {"status": res.STATUS_FAIL, "loss": None, "space": point, "model_name": res.make_model_name(None),
                   "error": error, "error_type": "TrialTimeLimit", "history": {}, "finished_at": time.time()}
         try:
             self.complete(job, failed)
         except HksError as exc:
-            print(f"worker {self.worker_id}: could not fail trial {job.tid} ({exc})", flush=True)
+            print(f"{self.about(job)}: could not fail it ({exc})", flush=True)
         threading.Thread(target=self._end_if_still_hung, args=(job,), daemon=True).start()
 
     def _end_if_still_hung(self, job: p.Job) -> None:
         time.sleep(max(TIME_LIMIT_GRACE_SECONDS, self.settings.lease_seconds))
         if self.current is job:
-            print(f"worker {self.worker_id}: trial {job.tid} is hung past its time limit; exiting", flush=True)
+            print(f"{self.about(job)} is hung past its time limit; exiting", flush=True)
             os._exit(3)
 
     def _discard(self, result: dict[str, Any]) -> None:

@@ -100,7 +100,7 @@ def test_sigterm_releases_the_running_trial_at_once(run, url):
     job = store.load(exp)[0]
     # The lease is 60 s: only an explicit release puts the trial back this soon, uncharged.
     assert (job.state, job.owner, job.attempts) == (p.NEW, None, 0)
-    assert "trial 0 released" in worker.text()
+    assert "trial 1 released" in worker.text()
     assert store.live_workers(exp, since=0) == []
 
 

@@ -3,8 +3,11 @@ schedules and loss do what they say, a trial trains, and ``--space modern`` name
 
 import itertools
 import json
+import math
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -112,3 +115,14 @@ def test_a_modern_search_trains_end_to_end_from_the_command_line(tmp_path, cifar
     result = json.loads(result_file.read_text())
     assert result["status"] == "ok", result.get("error")
     assert result["space"]["architecture"] == "resnet" and result["peak_rss_mb"] > 0
+
+    # retrain-best: the point's schedule spans the retraining's own steps (train + validation images)
+    retrain = [sys.executable, "-m", "hks", "retrain-best", "--dataset", "cifar10", "--data-dir", str(cifar10_dir),
+               "--no-download", "--dataset-size", "300", "--epochs", "2", "--threads", "1", "--results-dir",
+               str(results), "--trials-file", str(tmp_path / "results.pkl")]
+    done = subprocess.run(retrain, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (keras_file,) = results.glob("*_retrained.keras")
+    with zipfile.ZipFile(keras_file) as saved:
+        steps = {int(s) for s in re.findall(r'"total_steps": (\d+)', saved.read("config.json").decode())}
+    assert steps == {2 * math.ceil(300 / result["space"]["batch_size"])}

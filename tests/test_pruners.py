@@ -168,7 +168,7 @@ def test_make_pruner_builds_each_named_pruner_with_its_knobs():
     made = {name: pruners.make_pruner(settings.replace(prune=name)) for name in config.PRUNE_METHODS}
     assert made["none"].decide(0, [0.0], [finished(1, 1.0)] * 5).prune is False
     assert made["asha"].rungs == [1, 3, 9] and made["hyperband"].n_brackets == 2
-    assert made["median"].warmup_trials == settings.prune_warmup_trials
+    assert made["median"].warmup_trials == 4 and made["asha"].warmup_trials == 0  # 'auto'
 
 
 @pytest.mark.parametrize("flag, value", [("prune_reduction_factor", 1), ("prune_min_epochs", 0),
@@ -221,3 +221,15 @@ def test_a_pruned_trial_never_becomes_the_best_result():
     best_view = pruners.sampler_result(pruned_result(2, 0.9), Settings(epochs=9, prune_sampler_loss="best"))
     completed = {"status": "ok", "loss": -0.5}
     assert res.best_result([best_view, completed, pruned_result(1, 0.95)]) is completed
+
+
+def test_warmup_auto_is_four_trials_for_the_median_and_none_for_halving_and_a_count_overrides_it():
+    from hks.config import resolve
+    from hks.pruners import make_pruner
+
+    def warmup(**settings):
+        return make_pruner(resolve({"epochs": 9, **settings})).warmup_trials
+
+    assert warmup(prune="median") == 4
+    assert warmup(prune="asha") == 0 and warmup(prune="hyperband") == 0
+    assert warmup(prune="asha", prune_warmup_trials="2") == 2

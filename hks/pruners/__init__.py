@@ -37,7 +37,8 @@ def make_pruner(settings: Settings) -> Pruner:
     cls = PRUNERS[settings.prune]
     knobs: dict[str, Any] = {"min_epochs": settings.prune_min_epochs,
                              "reduction_factor": settings.prune_reduction_factor,
-                             "warmup_trials": settings.prune_warmup_trials}
+                             "warmup_trials": cls.default_warmup_trials if settings.prune_warmup_trials == "auto"
+                             else settings.prune_warmup_trials}
     if cls is HyperbandPruner:
         knobs["brackets"] = settings.prune_brackets
     return cls(settings.epochs, **knobs)

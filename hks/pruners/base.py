@@ -103,8 +103,9 @@ class Pruner(abc.ABC):
     """Decides, after each epoch of a trial, whether to stop it."""
 
     name: str = ""
+    default_warmup_trials = 0  # --prune-warmup-trials auto: halving needs none (a thin rung keeps its best)
 
-    def __init__(self, epochs: int, min_epochs: int = 1, reduction_factor: int = 3, warmup_trials: int = 4) -> None:
+    def __init__(self, epochs: int, min_epochs: int = 1, reduction_factor: int = 3, warmup_trials: int = 0) -> None:
         self.epochs = epochs
         self.min_epochs = min_epochs
         self.eta = reduction_factor

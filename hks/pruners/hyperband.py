@@ -36,7 +36,7 @@ def bracket_sequence(weights: Sequence[int]) -> list[int]:
 class HyperbandPruner(Pruner):
     name = "hyperband"
 
-    def __init__(self, epochs: int, min_epochs: int = 1, reduction_factor: int = 3, warmup_trials: int = 4,
+    def __init__(self, epochs: int, min_epochs: int = 1, reduction_factor: int = 3, warmup_trials: int = 0,
                  brackets: int = 0) -> None:
         super().__init__(epochs, min_epochs, reduction_factor, warmup_trials)
         self.n_brackets = bracket_count(min_epochs, reduction_factor, epochs, brackets)

@@ -11,6 +11,7 @@ from hks.pruners.base import Curve, Decision, Pruner, best_until, recorded_at
 
 class MedianPruner(Pruner):
     name = "median"
+    default_warmup_trials = 4  # a median of one or two curves is noise
 
     def decide(self, tid: int, values: Sequence[float], others: Sequence[Curve]) -> Decision:
         epoch = len(values)
