@@ -6,18 +6,22 @@ takes the whole process with it. So the worker (or the in-process search) stays 
 the storage, and each trial trains in a spawned child that imports TensorFlow for itself. The
 child relays each epoch's values to the parent, which stores them and asks the pruner, and gets
 the answer back; its result comes back the same way. A child that dies is a failed trial, its
-epochs so far kept; the parent stopping (SIGTERM, a lost lease) kills the child at once.
+epochs so far kept; the parent stopping (SIGTERM, a lost lease) kills the child at once, and the
+kernel kills it if the parent dies.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import functools
 import os
 import pickle
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 from hks.evaluation import Objective, call_objective, failed_result, keras_objective
@@ -44,21 +48,28 @@ def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings:
                           on_epoch: Callable[[int, dict[str, float]], None] | None = None,
                           should_prune: Callable[[int, dict[str, float]], Any] | None = None,
                           check: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    """:func:`hks.evaluation.call_objective` in a spawned child; the hooks run here, in the parent.
+    """:func:`hks.evaluation.call_objective` in a child ``python -m hks.trial_process``; the hooks run
+    here, in the parent. (A plain child, not multiprocessing's spawn, which would re-run the user's
+    script when it lacks an ``if __name__ == "__main__"`` guard.)
 
     ``check`` is called while waiting (it raises to stop: the child is killed, the exception goes on)."""
-    context = mp.get_context("spawn")
-    here, there = context.Pipe()
-    child = context.Process(target=_child_main, name=f"hks-trial-{tid}", daemon=True,
-                            args=(there, objective, point, settings, tid, should_prune is not None))
-    child.start()
-    there.close()
+    here_socket, there_socket = socket.socketpair()
+    with there_socket:
+        child = subprocess.Popen([sys.executable, "-m", "hks.trial_process", str(there_socket.fileno())],
+                                 pass_fds=[there_socket.fileno()], stdin=subprocess.DEVNULL,
+                                 preexec_fn=functools.partial(die_with_parent, signal.SIGKILL))
+    here = Connection(here_socket.detach())
     epochs: list[dict[str, float]] = []
     try:
+        try:
+            here.send(list(sys.path))  # first, so that the child can unpickle the objective by module name
+            here.send((objective, point, settings, tid, should_prune is not None))
+        except OSError:  # the child is gone already
+            return _died(child, point, tid, epochs)
         while True:
             check()
             if not here.poll(POLL_SECONDS):
-                if not child.is_alive() and not here.poll(0):
+                if child.poll() is not None and not here.poll(0):
                     return _died(child, point, tid, epochs)
                 continue
             try:
@@ -77,25 +88,25 @@ def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings:
             else:
                 return payload[0]
     finally:
-        _end(child)
         here.close()
+        _end(child)
 
 
-def _end(child) -> None:
-    if child.is_alive():
+def _end(child: subprocess.Popen) -> None:
+    if child.poll() is None:
         child.kill()
-    child.join(timeout=10)
+    child.wait(timeout=30)
 
 
 class TrialProcessDied(RuntimeError):
     """The trial's process ended without a result: killed (out of memory?) or crashed in C code."""
 
 
-def _died(child, point: dict[str, Any], tid: int | None, epochs: list[dict[str, float]]) -> dict[str, Any]:
+def _died(child: subprocess.Popen, point: dict[str, Any], tid: int | None,
+          epochs: list[dict[str, float]]) -> dict[str, Any]:
     """A failed result for a child that ended without one, with the epochs it reported."""
-    child.join(timeout=10)
-    code = child.exitcode
-    if code is not None and code < 0:
+    code = child.wait(timeout=30)
+    if code < 0:
         name = signal.Signals(-code).name
         how = f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
     else:
@@ -108,13 +119,13 @@ def _died(child, point: dict[str, Any], tid: int | None, epochs: list[dict[str, 
     return {**result, "history": history, "traceback": "", "finished_at": time.time()}
 
 
-def _child_main(conn, objective: Objective, point: dict[str, Any], settings: Any, tid: int | None,
-                asks_prune: bool) -> None:
-    """The child: ignore the terminal's Ctrl-C (the parent decides), die with the parent, train, answer."""
+def _child_main(fd: int) -> None:
+    """The child: ignore the terminal's Ctrl-C (the parent decides), train, answer, exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    die_with_parent(signal.SIGKILL)  # a killed worker leaves no trial training on its own
-    verbose = getattr(settings, "verbose", False)
-    if not verbose:
+    conn = Connection(fd)
+    sys.path[:] = conn.recv()
+    objective, point, settings, tid, asks_prune = conn.recv()
+    if not getattr(settings, "verbose", False):
         from hks.quiet import quiet_tensorflow
 
         quiet_tensorflow(False)
@@ -147,3 +158,6 @@ def _picklable(exc: BaseException) -> BaseException:
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]))

@@ -110,3 +110,19 @@ def _square(point: dict) -> float:
 
 def _build(point, num_fine, num_coarse):
     raise NotImplementedError  # never called: only whether the objective can be sent to a child matters
+
+
+def test_a_users_script_without_a_main_guard_runs_once_with_trials_in_fresh_processes(tmp_path):
+    script = tmp_path / "my_search.py"
+    script.write_text(
+        "import hks\n"
+        "from tests.objectives_for_tests import SPACE, quadratic\n"
+        "print('script body ran', flush=True)\n"
+        f"study = hks.optimize(quadratic, SPACE, max_evals=2, storage=':memory:', algo='rand',\n"
+        f"                     trial_process='fresh', results_dir={str(tmp_path / 'results')!r})\n"
+        "print('statuses', sorted(r['status'] for r in study.results))\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=child_env(
+                          HKS_TEST_TRIAL_SECONDS="0"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("script body ran") == 1  # the children did not run the script again
+    assert "statuses ['ok', 'ok']" in done.stdout
