@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from hks.evaluation import Objective, call_objective, failed_result, keras_objective
@@ -56,7 +57,7 @@ def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings:
     here_socket, there_socket = socket.socketpair()
     with there_socket:
         child = subprocess.Popen([sys.executable, "-m", "hks.trial_process", str(there_socket.fileno())],
-                                 pass_fds=[there_socket.fileno()], stdin=subprocess.DEVNULL,
+                                 pass_fds=[there_socket.fileno()], stdin=subprocess.DEVNULL, env=_child_env(),
                                  preexec_fn=functools.partial(die_with_parent, signal.SIGKILL))
     here = Connection(here_socket.detach())
     epochs: list[dict[str, float]] = []
@@ -90,6 +91,14 @@ def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings:
     finally:
         here.close()
         _end(child)
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with the folder this ``hks`` came from first on the path: the child runs the
+    same hks as its parent, wherever the parent found it (a checkout, a path set up by a script)."""
+    here = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
 
 
 def _end(child: subprocess.Popen) -> None:
