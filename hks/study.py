@@ -310,8 +310,13 @@ def _open_trials_file(settings: Settings):
     return MemoryStore() if settings.trials_file == MEMORY else PickleStore(settings.trials_file)
 
 
+_NOTES_SAID: set[str] = set()
+
+
 def _note(problem: str | None) -> None:
-    if problem:
+    """Print a problem once per process (a missing Graphviz would otherwise repeat at every new best)."""
+    if problem and problem not in _NOTES_SAID:
+        _NOTES_SAID.add(problem)
         print(f"note: {problem}", flush=True)
 
 
