@@ -17,15 +17,15 @@ problem, every algorithm, more seeds and the slow ones further. With mtpe, a sum
 cell by cell against tpe and optuna, compares mtpe-8 with mtpe, and times one suggestion of each
 after 1,000 trials (CPU time).
 
-The sampler comparison of the README (held out: NAS-Bench-201, never run here) ran one problem per
-process, 10 seeds (20 did not fit the shared 2-core machine's time; ``--seeds 20 --jobs N`` runs them):
+The sampler comparison of the README and bench/results/search_quality.md (held out: NAS-Bench-201,
+never run here; mtpe's defaults were tuned with ``--seed-offset 100``, the table uses seeds 0-19):
 
-    for p in classic_synthetic cash conv_blocks hpobench_australian hpolib_naval_propulsion; do
-        python bench/search_quality.py --problems $p --algos rand,tpe,optuna,mtpe,mtpe-8 --seeds 10 &
-    done
+    P=classic_synthetic,cash,conv_blocks,hpobench_australian,hpolib_naval_propulsion
+    python bench/search_quality.py --problems $P --algos rand,tpe,optuna,mtpe,mtpe-8 --seeds 20 --jobs 2
 
-    python bench/search_quality.py [--seeds 10] [--budgets 25,50,100,200] [--problems branin,hartmann6]
-                                   [--algos tpe,rand,anneal,gp] [--slow-seeds 3] [--slow-budget 25] [--full]
+    python bench/search_quality.py [--seeds 10] [--seed-offset 0] [--budgets 25,50,100,200]
+                                   [--problems branin,hartmann6] [--algos tpe,rand,anneal,gp] [--slow-seeds 3]
+                                   [--slow-budget 25] [--full]
 """
 
 from __future__ import annotations
