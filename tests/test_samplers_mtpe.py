@@ -190,3 +190,70 @@ def test_extreme_knobs_still_suggest(knob):
     fmin(nested_loss, NESTED, algo=functools.partial(mtpe.suggest, **knob), max_evals=15, trials=trials,
          rstate=np.random.default_rng(0), show_progressbar=False)
     assert len(trials.trials) == 15
+
+
+# Two model families: "easy" is good everywhere (0.5 to 0.55), "hard" is better (down to 0.3) but
+# only in a small corner, so its random points look far worse (about 1.6 on average).
+TWO_BRANCHES = {"m": hp.choice("m", [{"k": "easy", "x": hp.uniform("x", 0, 1)},
+                                     {"k": "hard", "y": hp.uniform("y", 0, 1), "z": hp.uniform("z", 0, 1)}])}
+
+
+def two_branch_loss(p):
+    m = p["m"]
+    return 0.5 + 0.2 * (m["x"] - 0.5) ** 2 if m["k"] == "easy" else 0.3 + 2 * abs(m["y"] - 0.8) + 2 * abs(m["z"] - 0.2)
+
+
+def _found_hard_branch(seed, **knobs):
+    trials = Trials()
+    fmin(two_branch_loss, TWO_BRANCHES, algo=functools.partial(mtpe.suggest, **knobs), max_evals=80, trials=trials,
+         rstate=np.random.default_rng(seed), show_progressbar=False)
+    return min(trials.losses()) < 0.5
+
+
+def test_a_branch_whose_random_points_look_worse_is_not_starved_and_its_better_region_is_found():
+    seeds = range(6)
+    assert sum(_found_hard_branch(s) for s in seeds) >= 5
+    assert sum(_found_hard_branch(s, arm_prob=0.0) for s in seeds) < sum(_found_hard_branch(s) for s in seeds)
+
+
+def test_the_branch_bandit_plays_each_top_level_branch_and_is_seeded():
+    space_ = mtpe.Space(translate(TWO_BRANCHES), mtpe.Knobs().min_gap)
+    assert [space_.params[j].label for j in space_.top] == ["m"] and space_.arms(64).tolist() == [[0.0], [1.0]]
+
+    def run():
+        trials = Trials()
+        fmin(two_branch_loss, TWO_BRANCHES, algo=functools.partial(mtpe.suggest, arm_prob=1.0), max_evals=30,
+             trials=trials, rstate=np.random.default_rng(2), show_progressbar=False)
+        return [_point(d) for d in trials.trials]
+
+    points = run()
+    assert points == run()
+    assert 8 <= sum(p["m"] == 1 for p in points[10:]) <= 12  # the bandit's turns alternate once both were tried
+
+
+@pytest.mark.parametrize("knobs", [{}, {"arm_prob": 1.0}, {"local_prob": 1.0}])
+def test_a_pending_batch_in_a_branching_space_has_no_near_duplicates(knobs):
+    trials = Trials()
+    _ask(trials, TWO_BRANCHES, trials.new_trial_ids(12), seed=3)
+    _finish(trials, two_branch_loss, TWO_BRANCHES)
+    _ask(trials, TWO_BRANCHES, trials.new_trial_ids(8), seed=4, **knobs)
+    space_ = mtpe.Space(translate(TWO_BRANCHES), mtpe.Knobs().min_gap)
+    encoded = space_.encode(mtpe.History.from_trials(space_.params, trials.trials).x)
+    for i in range(12, 20):
+        assert not mtpe.near_duplicate(encoded[i], np.delete(encoded, i, axis=0), space_.tol)
+
+
+def test_hks_lies_about_pending_trials_are_read_back_as_pending():
+    from hks.samplers import make_sampler
+    from hks.store import protocol as p
+    from hks.store.hyperopt_docs import trials_from_docs
+
+    sampler = make_sampler(resolve({"algo": "mtpe", "seed": 1}), NESTED)
+    done = []
+    for tid, doc in enumerate(sampler.suggest([], list(range(3)))):
+        job = p.Job("e", tid, state=p.DONE, doc=doc, result={"status": "ok", "loss": float(tid)})
+        done.append(job)
+    pending = p.Job("e", 3, doc=sampler.suggest(done, [3])[0])
+    docs, _ = sampler.docs.lied([*done, pending])
+    history = mtpe.History.from_trials(translate(NESTED), trials_from_docs(docs).trials)
+    assert history.state.tolist() == [mtpe.DONE] * 3 + [mtpe.PENDING] and history.n_done == 3
