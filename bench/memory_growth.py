@@ -8,8 +8,9 @@ result). All arms see the same trials (same seed). Arms:
 
 * ``hks``: as shipped: each trial trains in its own process (``--trial-process fresh``, the default
   for hks's Keras trials), so what is measured after a trial is what the search keeps;
-* ``same-process``: trials in the search process (``--trial-process same``) with ``--cpu-allocator
-  system`` and the end-of-trial ``release_memory`` (garbage collection + malloc_trim);
+* ``same-process``: trials in the search process (``--trial-process same``; ``--cpu-allocator auto``
+  then means the system allocator) and the end-of-trial ``release_memory`` (garbage collection +
+  malloc_trim);
 * ``pool``: trials in the search process with TensorFlow's own CPU allocator: what a plain Keras
   loop over trials gets.
 
@@ -63,7 +64,7 @@ def _arm(name: str, args: argparse.Namespace, queue) -> None:
                             patience=args.epochs, threads=args.threads, max_evals=args.trials,
                             seed=args.seed, results_dir=tmp, trials_file=f"{tmp}/results.pkl",
                             trial_process="fresh" if name == "hks" else "same",
-                            cpu_allocator="pool" if name == "pool" else "system")
+                            cpu_allocator="pool" if name == "pool" else "auto")
         study.run_search(settings)
     queue.put(json.dumps(rows))
 

@@ -124,9 +124,10 @@ def _run_hks(args, queue) -> None:
 
     from hks.objective import run_trial
     from hks.space import demo_point
+    from hks.trial_process import child_settings
 
     with tempfile.TemporaryDirectory() as results_dir:
-        settings = _settings(args, results_dir)
+        settings = child_settings(_settings(args, results_dir))  # as in a search's trial process
         stamps: list[float] = []
         result = run_trial(demo_point(), settings, on_epoch=lambda epoch, logs: stamps.append(time.perf_counter()),
                            verbose=False)

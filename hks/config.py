@@ -20,7 +20,7 @@ from hks.errors import ConfigError
 ALGORITHMS = ("tpe", "rand", "anneal", "atpe", "mtpe", "gp")
 DATASETS = ("cifar100", "cifar10")
 PRUNE_METHODS = ("none", "median", "asha", "hyperband")
-CPU_ALLOCATORS = ("system", "pool")
+CPU_ALLOCATORS = ("auto", "system", "pool")
 TRIAL_PROCESSES = ("auto", "fresh", "same")
 PRECISIONS = ("float32", "mixed")
 JIT_CHOICES = ("auto", "on", "off")
@@ -76,10 +76,10 @@ class Settings:
     patience: int = option(6, "HKS_PATIENCE", "early-stopping patience on validation fine accuracy (epochs)",
         identity=True)
     threads: int = option(0, "HKS_THREADS", "TensorFlow threads per process (0: TensorFlow decides)")
-    cpu_allocator: str = option("system", "HKS_CPU_ALLOCATOR", "memory for TensorFlow's CPU kernels: system "
-                                "(handed back after each trial: flat memory over a long search) or pool "
-                                "(TensorFlow's default: kept at its high-water mark for the process's life)",
-                                choices=CPU_ALLOCATORS)
+    cpu_allocator: str = option("auto", "HKS_CPU_ALLOCATOR", "memory for TensorFlow's CPU kernels: system "
+                                "(handed back after each trial), pool (TensorFlow's own: faster, kept at its "
+                                "high-water mark while the process lives), or auto: pool in a trial's own "
+                                "process, system where trials share one", choices=CPU_ALLOCATORS)
     save_models: bool = option(False, "HKS_SAVE_MODELS", "save each trial's best weights beside its JSON result")
     trial_process: str = option("auto", "HKS_TRIAL_PROCESS", "where a trial trains: fresh (its own process: "
                                 "memory returns after it, a crash or out-of-memory kill fails only that trial), "

@@ -6,7 +6,7 @@ After a trial, :func:`release_memory` hands freed heap pages back to the system,
 a long in-process search reflects what is still in use. That only works for memory TensorFlow
 took from malloc: by default its oneDNN CPU kernels draw large buffers from a pool that stays at
 its high-water mark for the life of the process (one large trial kept 2.2 GB after it ended), so
-:func:`use_cpu_allocator` sends them to the system allocator unless ``--cpu-allocator pool``.
+:func:`use_cpu_allocator` sends them to the system allocator where trials share a process.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ def release_memory() -> None:
 
 
 def use_cpu_allocator(choice: str) -> None:
-    """``system``: TensorFlow's oneDNN kernels allocate with malloc (freed memory goes back after each
-    trial); ``pool``: TensorFlow's own pool. Takes effect only before TensorFlow first allocates."""
-    os.environ[ONEDNN_SYSTEM_ALLOCATOR] = "1" if choice == "system" else "0"
+    """``system`` (and ``auto``, which a trial's own process turns into ``pool``: see
+    :mod:`hks.trial_process`): TensorFlow's oneDNN kernels allocate with malloc, so freed memory goes
+    back after each trial, for about 6 % more CPU time (page faults); ``pool``: TensorFlow's own pool.
+    Takes effect only before TensorFlow first allocates."""
+    os.environ[ONEDNN_SYSTEM_ALLOCATOR] = "0" if choice == "pool" else "1"

@@ -1,5 +1,6 @@
-"""--cpu-allocator: with ``system`` (the default) the memory of TensorFlow's CPU kernels goes back
-to the system once freed, so a long in-process search does not keep its largest trial's buffers;
+"""--cpu-allocator: with ``system`` (what ``auto`` means where trials share a process) the memory of
+TensorFlow's CPU kernels goes back to the system once freed, so trials sharing a process do not keep
+the largest one's buffers;
 ``pool`` is TensorFlow's own allocator, which keeps them. Each case runs in a fresh process,
 since the choice only counts before TensorFlow's first allocation."""
 
@@ -15,6 +16,7 @@ import pytest
 from hks.config import resolve
 from hks.errors import ConfigError
 from hks.memory import ONEDNN_SYSTEM_ALLOCATOR
+from hks.trial_process import child_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,15 +48,19 @@ def _rss_around_a_large_convolution(allocator: str) -> tuple[float, float, float
 
 
 def test_the_system_allocator_hands_a_large_convolutions_memory_back_and_the_pool_keeps_it():
-    before, peak, after = _rss_around_a_large_convolution("system")
-    assert peak - before > 120  # the output was really allocated
-    assert after - before < 40
+    for allocator in ("system", "auto"):  # auto, where trials share a process, is the system allocator
+        before, peak, after = _rss_around_a_large_convolution(allocator)
+        assert peak - before > 120, allocator  # the output was really allocated
+        assert after - before < 40, allocator
     before, peak, after = _rss_around_a_large_convolution("pool")
     assert peak - before > 120
     assert after - before > 120  # TensorFlow's pool keeps its high-water mark
 
 
-def test_system_is_the_default_and_unknown_allocators_are_refused():
-    assert resolve({}).cpu_allocator == "system"
+def test_auto_is_the_default_and_a_trials_own_process_uses_the_faster_pool():
+    settings = resolve({})
+    assert settings.cpu_allocator == "auto"
+    assert child_settings(settings).cpu_allocator == "pool"  # its memory goes back when it exits anyway
+    assert child_settings(settings.replace(cpu_allocator="system")).cpu_allocator == "system"
     with pytest.raises(ConfigError, match="cpu.allocator"):
         resolve({"cpu_allocator": "jemalloc"})
