@@ -88,13 +88,16 @@ def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verb
     import keras
 
     class EpochProgress(keras.callbacks.Callback):
-        """Prints one line per epoch and forwards the metrics (e.g. to a worker's store)."""
+        """Prints one line per epoch and forwards the metrics (e.g. to a worker's store); stops a
+        trial whose loss is no longer finite, at the end of that epoch."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
+            if not math.isfinite(logs.get("loss", 0.0)):
+                self.model.stop_training = True  # diverged: summarize() fails the trial
             if verbose:
                 print(progress.epoch_line(epoch, settings.epochs, logs, time.perf_counter() - self.started),
                       flush=True)
@@ -151,8 +154,7 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     augment = point_augmentation(point or {}, settings.augment_crop)
     train = make_dataset(splits.train, batch_size, training=True, seed=seed, threads=settings.threads, **augment)
     val = make_dataset(splits.val, batch_size, training=False, threads=settings.threads)
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
+    callbacks = [  # no per-batch callback (TerminateOnNaN is one): each would sync every step
         keras.callbacks.EarlyStopping(monitor="val_fine_accuracy", mode="max", patience=settings.patience,
                                       restore_best_weights=settings.save_models),
         epoch_progress_callback(settings, on_epoch, verbose),

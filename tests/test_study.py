@@ -92,12 +92,13 @@ def test_failing_and_diverging_trials_are_recorded_and_the_search_goes_on(tiny_s
             return model
         return run_trial(point, settings, tid=tid, build=build, on_epoch=on_epoch)
 
-    settings = tiny_settings.replace(space=SMALL_SPACE)
+    settings = tiny_settings.replace(space=SMALL_SPACE, epochs=3, patience=3)
     with st.Study(settings, objective=flaky) as study:
         results = study.optimize()
     assert [r["status"] for r in results] == ["fail", "fail", "ok"]
     assert results[0]["error"] == "RuntimeError: simulated crash while building"
     assert "Traceback" in results[0]["traceback"] and results[1]["error_type"] == "NonFiniteLoss"
+    assert len(results[1]["history"]["loss"]) == 1  # stopped at the end of the epoch it diverged in
     assert best_result(results)["tid"] == 2
 
 
