@@ -54,7 +54,7 @@ def test_a_master_and_two_workers_do_every_trial_exactly_once(run, url):
     master = run("master", master_args(url, exp, results, 6, "--lease-seconds", "5"), HKS_TEST_TRIAL_SECONDS="0.2")
     workers = [run(f"worker{i}", worker_args(url, exp, results), HKS_TEST_TRIAL_SECONDS="0.2") for i in range(2)]
     assert master.wait(120) == 0, master.text()
-    assert _stop(workers) == [143, 143], [w.text() for w in workers]
+    assert _leave_when_finished(workers) == [0, 0], [w.text() for w in workers]
     jobs = assert_each_trial_done_once(run.store, exp, results, 6)
     assert all("serving experiment" in w.text() for w in workers)
     assert all([m["epoch"] for m in job.metrics] == [1, 2] for job in jobs)
@@ -62,11 +62,12 @@ def test_a_master_and_two_workers_do_every_trial_exactly_once(run, url):
     assert "trial 6/6:" in log and "best" in log
 
 
-def _stop(workers) -> list[int]:
-    """Workers wait for more work forever: SIGTERM them, as docker stop or Ctrl-C would."""
-    for worker in workers:
-        worker.signal(signal.SIGTERM)
-    return [worker.wait(60) for worker in workers]
+def _leave_when_finished(workers) -> list[int]:
+    """Once the master has finished the experiment, idle workers notice it and exit by themselves
+    (within ``FINISHED_CHECK_SECONDS``); exit codes of those that did, with the reason logged."""
+    codes = [worker.wait(60) for worker in workers]
+    assert all("is finished; exiting" in worker.text() for worker in workers), [w.text()[-500:] for w in workers]
+    return codes
 
 
 def test_a_sigkilled_worker_s_trial_is_requeued_after_its_lease_and_finished_by_the_other(run, url):
@@ -86,7 +87,7 @@ def test_a_sigkilled_worker_s_trial_is_requeued_after_its_lease_and_finished_by_
     lost = jobs[tid]
     assert lost.attempts == 2
     assert f":{survivor.pid}:" in lost.result["worker"]
-    assert _stop([survivor]) == [143]
+    assert _leave_when_finished([survivor]) == [0]
 
 
 def test_sigterm_releases_the_running_trial_at_once(run, url):
@@ -115,7 +116,7 @@ def test_a_killed_and_restarted_master_resumes_with_no_trial_lost_or_repeated(ru
     assert second.wait(120) == 0, second.text()
     assert_each_trial_done_once(store, exp, results, 6)
     assert "resuming search:" in second.text()
-    assert _stop(workers) == [143, 143]
+    assert _leave_when_finished(workers) == [0, 0]
 
 
 def _register(store, exp_key: str) -> None:
