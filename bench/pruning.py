@@ -17,7 +17,7 @@ What it does not show: searches here are sequential, so asynchronous rungs fill 
 (with ``--workers N`` a trial meets the rung as recorded at that moment); and with a few hundred
 validation images the accuracies carry about +-2 points of noise.
 
-    python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 2000]
+    python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 1000]
                             [--pruners none,median,asha,hyperband] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from hks.config import Settings  # noqa: E402
+from hks.config import Settings, parse_count_or_auto  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 
@@ -129,11 +129,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=15, help="trials per search (the same for every pruner)")
     parser.add_argument("--epochs", type=int, default=9, help="--epochs of every trial")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience, with and without pruning")
-    parser.add_argument("--dataset-size", type=int, default=2000, help="training images used (20%% validation)")
+    parser.add_argument("--dataset-size", type=int, default=1000, help="training images used (20%% validation)")
     parser.add_argument("--pruners", default="none,median,asha,hyperband", help="comma-separated --prune values")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
                         help="--prune-sampler-loss of the pruned searches")
-    parser.add_argument("--warmup-trials", type=int, default=3, help="--prune-warmup-trials")
+    parser.add_argument("--warmup-trials", default="auto", type=parse_count_or_auto,
+                        help="--prune-warmup-trials (auto: the pruner's own)")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
     parser.add_argument("--json", default="", help="also write every search's figures to this file (after each)")
     parser.add_argument("--summarize", nargs="+", default=[], metavar="JSON",
