@@ -105,8 +105,7 @@ def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings,
                         train_steps=epochs * math.ceil(len(train) / batch_size))
     data = make_dataset(train, batch_size, training=True, seed=settings.seed, threads=settings.threads,
                         **point_augmentation(point, settings.augment_crop))
-    callbacks = [keras.callbacks.TerminateOnNaN(),
-                 epoch_progress_callback(settings.replace(epochs=epochs), None, verbose)]
+    callbacks = [epoch_progress_callback(settings.replace(epochs=epochs), None, verbose)]  # stops on a NaN loss
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, f"retrain_{best['model_name']}", point))
     history = model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)  # tf.data shuffles

@@ -3,7 +3,7 @@
 TensorFlow keeps every traced training step of a process alive (about 100 MB per classic trial,
 measured by ``bench/memory_growth.py``), and a crash or an out-of-memory kill inside its C++ code
 takes the whole process with it. So the worker (or the in-process search) stays the only owner of
-the storage, and each trial trains in a spawned child that imports TensorFlow for itself. The
+the storage, and each trial trains in a child process that imports TensorFlow for itself. The
 child relays each epoch's values to the parent, which stores them and asks the pruner, and gets
 the answer back; its result comes back the same way. A child that dies is a failed trial, its
 epochs so far kept; the parent stopping (SIGTERM, a lost lease) kills the child at once, and the

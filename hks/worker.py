@@ -299,7 +299,8 @@ class Worker:
     def complete(self, job: p.Job, result: dict[str, Any]) -> bool:
         """The fenced completion, then (only if it was accepted) the trial's one JSON result."""
         result = {**res.to_jsonable(result), "tid": job.tid, "worker": self.worker_id, "attempt": job.attempts}
-        if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {job.tid + 1}"):
+        number = progress.trial_number(job.tid)
+        if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {number}"):
             save_result(result, self.settings.results_dir)
             self.trials_run += 1
             self.say(f"{self.about(job)} {result.get('status')} loss {result.get('loss')}")
@@ -315,8 +316,8 @@ class Worker:
         if job is None:
             return
         try:
-            released = retrying(lambda: self.store.release(job), f"releasing trial {job.tid + 1}", RELEASE_PATIENCE,
-                                notice=NOTICE)
+            released = retrying(lambda: self.store.release(job), f"releasing trial {progress.trial_number(job.tid)}",
+                                RELEASE_PATIENCE, notice=NOTICE)
         except StoreError as exc:
             print(f"{self.about(job)}: could not release it ({exc}); it is requeued when its "
                   "lease expires", flush=True)
