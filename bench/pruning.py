@@ -15,9 +15,11 @@ Printed per pruner, over the seeds:
 
 What it does not show: searches here are sequential, so asynchronous rungs fill in tid order
 (with ``--workers N`` a trial meets the rung as recorded at that moment); and with a few hundred
-validation images the accuracies carry about +-2 points of noise.
+validation images each accuracy carries several points of noise (about +-3.5 at 200 images), which
+also inflates the best of many full-length trials; the default 1,000 validation images halve that.
 
-    python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 1000]
+    python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 3000]
+                            [--val-fraction 0.333]
                             [--pruners none,median,asha,hyperband] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
@@ -129,7 +131,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=15, help="trials per search (the same for every pruner)")
     parser.add_argument("--epochs", type=int, default=9, help="--epochs of every trial")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience, with and without pruning")
-    parser.add_argument("--dataset-size", type=int, default=1000, help="training images used (20%% validation)")
+    parser.add_argument("--dataset-size", type=int, default=3000,
+                        help="images drawn from the archive's training batches")
+    parser.add_argument("--val-fraction", type=float, default=1 / 3,
+                        help="of them held out for validation (1/3 of 3,000: 1,000 images, about +-1.5 points)")
     parser.add_argument("--pruners", default="none,median,asha,hyperband", help="comma-separated --prune values")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
                         help="--prune-sampler-loss of the pruned searches")
@@ -153,13 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Settings(dataset="cifar10", data_dir=str(DATA_DIR), download=False, dataset_size=args.dataset_size,
-                        val_fraction=0.2, epochs=args.epochs, patience=args.patience, threads=args.threads,
+                        val_fraction=args.val_fraction, epochs=args.epochs, patience=args.patience,
+                        threads=args.threads,
                         max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
                         prune_warmup_trials=args.warmup_trials, prune_sampler_loss=args.sampler_loss)
         configure_tensorflow(base)
         space, runs = small_space(), []
-        print(f"CIFAR-10 mini: {args.dataset_size} images (80/20 train/val), {args.trials} TPE trials x up to "
-              f"{args.epochs} epochs, patience {args.patience}, {args.seeds} seeds, {args.threads} thread(s), "
+        val = round(args.dataset_size * args.val_fraction)
+        print(f"CIFAR-10 mini: {args.dataset_size - val} training and {val} validation images, "
+              f"{args.trials} TPE trials x up to {args.epochs} epochs, patience {args.patience}, "
+              f"{args.seeds} seeds, {args.threads} thread(s), "
               f"pruned loss for TPE: {args.sampler_loss}", flush=True)
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in names:
