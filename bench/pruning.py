@@ -73,6 +73,7 @@ class SearchRun:
     pruned: int = 0
     wall: float = 0.0
     progress: list[tuple[float, float]] = field(default_factory=list)  # (seconds, best completed so far)
+    curves: list[list[float]] = field(default_factory=list)  # each trial's val accuracy per epoch, in tid order
 
     def time_to_reach(self, target: float) -> float | None:
         return next((t for t, best in self.progress if best >= target), None)
@@ -91,6 +92,7 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
                                                           space=space) as study:
         results = study.optimize()
     run.wall = time.time() - started
+    run.curves = [list((r.get("history") or {}).get("val_fine_accuracy", [])) for r in results]
     for result in sorted(results, key=lambda r: r["finished_at"]):
         run.trial_epochs += len((result.get("history") or {}).get("val_fine_accuracy", []))
         run.pruned += result["status"] == "pruned"

@@ -7,13 +7,14 @@ space, each trained exactly ``--epochs`` epochs (patience = epochs, so every tri
 whole budget) on the CIFAR-10 mini archive; the figure is the best validation accuracy of each
 search. Prints a table per seed, the medians and the difference modern - classic (goal: >= 5 points).
 
-    python bench/space_quality.py [--seeds 1,2,3] [--trials 2] [--epochs 3] [--dataset-size 1000]
+    python bench/space_quality.py [--seeds 1,2,3] [--trials 4] [--epochs 3] [--dataset-size 1500]
+                                  [--val-fraction 0.333]
 
-The defaults keep it under about 20 minutes on two busy CPU cores, so each search is tiny: a
-few trials of a few epochs on a thousand images. What it does not show: which space wins at a real
-budget (hundreds of trial-epochs on 50,000 images, where deeper networks and schedules pay off),
-wall-clock cost (a modern trial-epoch costs several classic ones on a CPU; see the seconds column),
-and CIFAR-100.
+The defaults (4 trials x 3 epochs = 12 trial-epochs per search; 1,000 training and 500 validation
+images, so one accuracy carries about +-2 points of noise) keep it near 20 minutes on two quiet
+CPU cores. What it does not show: which space wins at a real budget (hundreds of trial-epochs on
+50,000 images, where deeper networks and longer schedules pay off), wall-clock cost (a modern
+trial-epoch costs several classic ones on a CPU; see the seconds column), and CIFAR-100.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def _search(space: str, seed: int, args: argparse.Namespace, queue) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False,
-                            dataset_size=args.dataset_size, epochs=args.epochs, patience=args.epochs,
+                            dataset_size=args.dataset_size, val_fraction=args.val_fraction,
+                            epochs=args.epochs, patience=args.epochs,
                             threads=args.threads, algo="rand", max_evals=args.trials, seed=seed, space=space,
                             results_dir=tmp, trials_file=f"{tmp}/results.pkl", plots=False)
         started = time.perf_counter()
@@ -61,9 +63,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--trials", type=int, default=2, help="trials per search")
+    parser.add_argument("--trials", type=int, default=4, help="trials per search")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (every trial runs all of them)")
-    parser.add_argument("--dataset-size", type=int, default=1000, help="training images before the split")
+    parser.add_argument("--dataset-size", type=int, default=1500, help="images drawn before the split")
+    parser.add_argument("--val-fraction", type=float, default=1 / 3, help="of them held out for validation")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -79,7 +82,8 @@ def main() -> int:
                   flush=True)
     budget = args.trials * args.epochs
     print(f"\nbudget per search: {args.trials} trials x {args.epochs} epochs = {budget} trial-epochs, "
-          f"{args.dataset_size} images, random sampler")
+          f"{args.dataset_size} images ({round(args.dataset_size * args.val_fraction)} for validation), "
+          "random sampler")
     print("| seed | classic best val acc | modern best val acc | modern - classic (points) "
           "| seconds classic / modern |")
     print("|---|---|---|---|---|")
