@@ -18,7 +18,7 @@ What it does not show: searches here are sequential, so asynchronous rungs fill 
 validation images each accuracy carries several points of noise (about +-3.5 at 200 images), which
 also inflates the best of many full-length trials; the default 1,000 validation images halve that.
 
-    python bench/pruning.py [--seeds 3] [--trials 15] [--epochs 9] [--dataset-size 3000]
+    python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 9] [--dataset-size 3000]
                             [--val-fraction 0.333]
                             [--pruners none,median,asha,hyperband] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -102,6 +104,11 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
     return run
 
 
+def search_small_space(settings: Settings) -> SearchRun:
+    """:func:`run_search` over :func:`small_space`, in a pool's process (hyperopt spaces do not pickle)."""
+    return run_search(settings, small_space())
+
+
 def summary_rows(runs: list[SearchRun], names: Sequence[str]) -> list[str]:
     base = [r for r in runs if r.prune == "none"]
     target = statistics.mean(r.best for r in base) if base else None
@@ -130,7 +137,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="search seeds per pruner")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed+seeds-1")
-    parser.add_argument("--trials", type=int, default=15, help="trials per search (the same for every pruner)")
+    parser.add_argument("--trials", type=int, default=30, help="trials per search (the same for every pruner)")
     parser.add_argument("--epochs", type=int, default=9, help="--epochs of every trial")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience, with and without pruning")
     parser.add_argument("--dataset-size", type=int, default=3000,
@@ -142,7 +149,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="--prune-sampler-loss of the pruned searches")
     parser.add_argument("--warmup-trials", default="auto", type=parse_count_or_auto,
                         help="--prune-warmup-trials (auto: the pruner's own)")
-    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads of each search")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="searches run at once, each in its own process (jobs x threads = the cores)")
     parser.add_argument("--json", default="", help="also write every search's figures to this file (after each)")
     parser.add_argument("--summarize", nargs="+", default=[], metavar="JSON",
                         help="only print the table of searches saved with --json (e.g. seeds run apart)")
@@ -165,17 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
                         prune_warmup_trials=args.warmup_trials, prune_sampler_loss=args.sampler_loss)
         configure_tensorflow(base)
-        space, runs = small_space(), []
+        runs: list[SearchRun] = []
         val = round(args.dataset_size * args.val_fraction)
         print(f"CIFAR-10 mini: {args.dataset_size - val} training and {val} validation images, "
               f"{args.trials} TPE trials x up to {args.epochs} epochs, patience {args.patience}, "
-              f"{args.seeds} seeds, {args.threads} thread(s), "
+              f"{args.seeds} seeds, {args.jobs} searches at once x {args.threads} thread(s), "
               f"pruned loss for TPE: {args.sampler_loss}", flush=True)
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for name in names:
-                run = run_search(base.replace(prune=name, seed=seed), space)
+        searches = [base.replace(prune=name, seed=seed)
+                    for seed in range(args.first_seed, args.first_seed + args.seeds) for name in names]
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for run in pool.map(search_small_space, searches):
                 runs.append(run)
-                print(f"  seed {seed} {name:<10} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
+                print(f"  seed {run.seed} {run.prune:<10} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
                       f"pruned {run.pruned:>2}  {run.wall:.0f}s", flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1))
