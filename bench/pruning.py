@@ -147,6 +147,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pruners", default="none,median,asha,hyperband", help="comma-separated --prune values")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
                         help="--prune-sampler-loss of the pruned searches")
+    parser.add_argument("--reduction-factor", type=int, default=Settings.prune_reduction_factor,
+                        help="--prune-reduction-factor (eta) of ASHA and Hyperband")
+    parser.add_argument("--min-epochs", type=int, default=Settings.prune_min_epochs, help="--prune-min-epochs")
     parser.add_argument("--warmup-trials", default="auto", type=parse_count_or_auto,
                         help="--prune-warmup-trials (auto: the pruner's own)")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads of each search")
@@ -172,14 +175,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         val_fraction=args.val_fraction, epochs=args.epochs, patience=args.patience,
                         threads=args.threads,
                         max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
-                        prune_warmup_trials=args.warmup_trials, prune_sampler_loss=args.sampler_loss)
+                        prune_warmup_trials=args.warmup_trials, prune_reduction_factor=args.reduction_factor,
+                        prune_min_epochs=args.min_epochs, prune_sampler_loss=args.sampler_loss)
         configure_tensorflow(base)
         runs: list[SearchRun] = []
         val = round(args.dataset_size * args.val_fraction)
         print(f"CIFAR-10 mini: {args.dataset_size - val} training and {val} validation images, "
               f"{args.trials} TPE trials x up to {args.epochs} epochs, patience {args.patience}, "
               f"{args.seeds} seeds, {args.jobs} searches at once x {args.threads} thread(s), "
-              f"pruned loss for TPE: {args.sampler_loss}", flush=True)
+              f"pruned loss for TPE: {args.sampler_loss}, eta {args.reduction_factor}, "
+              f"min epochs {args.min_epochs}, warm-up {args.warmup_trials}", flush=True)
         searches = [base.replace(prune=name, seed=seed)
                     for seed in range(args.first_seed, args.first_seed + args.seeds) for name in names]
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Replay pruners on learning curves already measured: what would each rule have stopped?
+
+Reads the unpruned searches saved by ``bench/pruning.py --json`` (every trial's validation
+accuracy per epoch), draws ``--trials`` of those curves in random order many times, and runs each
+pruner over them as a sequential search would (the same :mod:`hks.pruners` code, the same
+early-stopping patience, nothing trained). Prints, per pruner, how many points of best accuracy it
+loses against keeping every trial and its share of the trial-epochs.
+
+    python bench/pruning_replay.py RUN.json [RUN.json ...] [--trials 15] [--trend 0.05]
+                                   [--pruners asha:3:1,asha:4:1,median,hyperband]
+
+A pruner is ``name[:eta[:min_epochs]]``. ``--trend S`` sorts each draw by final accuracy plus
+Gaussian noise of sd S, so later trials are better on average, as under a sampler that learns.
+
+What it does not show: the sampler's reaction to pruning (in a real search TPE sees the pruned
+trials and proposes different points), and noise beyond the curves at hand. It isolates the
+pruning rule: a rule that loses accuracy here loses it for any sampler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hks.config import Settings  # noqa: E402
+from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
+
+
+def patience_cut(values: Sequence[float], patience: int) -> list[float]:
+    """The curve as early stopping leaves it: up to ``patience`` epochs without a new best."""
+    best, since = float("-inf"), 0
+    for epoch, value in enumerate(values, 1):
+        best, since = (value, 0) if value > best else (best, since + 1)
+        if since >= patience:
+            return list(values[:epoch])
+    return list(values)
+
+
+def replay(pruner: Pruner, curves: Sequence[Sequence[float]], patience: int) -> tuple[float, int]:
+    """(best accuracy of a trial that was not pruned, trial-epochs) of one sequential search."""
+    others: list[Curve] = []
+    best, epochs = 0.0, 0
+    for tid, curve in enumerate(curves):
+        values: list[float] = []
+        pruned = False
+        for value in patience_cut(curve, patience):
+            values.append(value)
+            if pruner.decide(tid, values, others):
+                pruned = True
+                break
+        epochs += len(values)
+        others.append(Curve(tid, PRUNED if pruned else FINISHED, tuple(values)))
+        best = best if pruned else max(best, *values)
+    return best, epochs
+
+
+def pruner_of(spec: str, epochs: int) -> Pruner:
+    name, *knobs = spec.split(":")
+    settings = Settings(epochs=epochs, prune=name)
+    if knobs:
+        settings = settings.replace(prune_reduction_factor=int(knobs[0]))
+    if len(knobs) > 1:
+        settings = settings.replace(prune_min_epochs=int(knobs[1]))
+    return make_pruner(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="--json files of bench/pruning.py")
+    parser.add_argument("--trials", type=int, default=15, help="trials per replayed search")
+    parser.add_argument("--epochs", type=int, default=9, help="--epochs of the measured trials")
+    parser.add_argument("--patience", type=int, default=3)
+    parser.add_argument("--draws", type=int, default=400, help="replayed searches per pruner")
+    parser.add_argument("--trend", type=float, default=0.0, help="noise sd of the 'later trials are better' order")
+    parser.add_argument("--pruners", default="asha:3:1,asha:4:1,asha:3:2,median,hyperband")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    pool = [curve for path in args.runs for run in json.loads(path.read_text()) if run["prune"] == "none"
+            for curve in run.get("curves", []) if curve]
+    if len(pool) < args.trials:
+        parser.error(f"{len(pool)} unpruned curves in {', '.join(map(str, args.runs))}; need at least --trials "
+                     f"{args.trials} (save them with: python bench/pruning.py --pruners none --json FILE)")
+    rng = random.Random(args.seed)
+    draws = [rng.sample(pool, args.trials) for _ in range(args.draws)]
+    if args.trend:
+        draws = [sorted(draw, key=lambda c: max(c) + rng.gauss(0, args.trend)) for draw in draws]
+    unpruned = [replay(pruner_of("none", args.epochs), draw, args.patience) for draw in draws]
+    base_epochs = statistics.mean(e for _, e in unpruned)
+    print(f"{len(pool)} measured curves, {args.draws} draws of {args.trials} trials, patience {args.patience}, "
+          f"trend {args.trend}; best without pruning {statistics.mean(b for b, _ in unpruned):.4f} on average")
+    print(f"{'pruner':<14} {'points lost (mean)':>18} {'draws losing > 1 point':>23} {'trial-epochs x none':>20}")
+    for spec in args.pruners.split(","):
+        pruner = pruner_of(spec, args.epochs)
+        results = [replay(pruner, draw, args.patience) for draw in draws]
+        lost = [100 * (b0 - b) for (b, _), (b0, _) in zip(results, unpruned)]
+        print(f"{spec:<14} {statistics.mean(lost):>18.2f} {sum(x > 1 for x in lost) / len(lost):>23.2f} "
+              f"{statistics.mean(e for _, e in results) / base_epochs:>20.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""bench/pruning_replay.py: measured curves replayed through the real pruners, as a sequential search."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.pruning_replay import main, patience_cut, pruner_of, replay  # noqa: E402
+
+
+def test_patience_cut_ends_a_curve_after_patience_epochs_without_a_new_best():
+    assert patience_cut([0.1, 0.3, 0.2, 0.25, 0.28, 0.4], 3) == [0.1, 0.3, 0.2, 0.25, 0.28]
+    assert patience_cut([0.1, 0.2, 0.3], 3) == [0.1, 0.2, 0.3]
+
+
+def test_asha_replay_stops_the_slow_starter_at_the_first_rung_and_loses_its_final_accuracy():
+    leader = [0.30, 0.35, 0.40, 0.41, 0.42, 0.43, 0.44, 0.45, 0.46]
+    slow_starter = [0.10, 0.20, 0.35, 0.45, 0.50, 0.55, 0.56, 0.57, 0.60]
+    assert replay(pruner_of("none", 9), [leader, slow_starter], patience=3) == (0.60, 18)
+    assert replay(pruner_of("asha:3:1", 9), [leader, slow_starter], patience=3) == (0.46, 10)  # stopped at epoch 1
+    # Rungs at 2 and 6: the early leader goes on at epoch 2, then stops at epoch 6, behind the slow starter.
+    assert replay(pruner_of("asha:3:2", 9), [slow_starter, leader], patience=3) == (0.60, 15)
+
+
+def test_the_table_reports_each_pruner_and_refuses_too_few_curves(tmp_path, capsys):
+    curves = [[0.1 * (i % 5) + 0.01 * e for e in range(1, 10)] for i in range(8)]
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps([{"prune": "none", "curves": curves}, {"prune": "asha", "curves": curves[:2]}]))
+    assert main([str(run), "--trials", "6", "--draws", "20", "--pruners", "asha:3:1,median"]) == 0
+    out = capsys.readouterr().out
+    assert "8 measured curves" in out and "asha:3:1" in out and "median" in out
+    try:
+        main([str(run), "--trials", "9"])
+    except SystemExit as exit_:
+        assert exit_.code == 2
+    assert "8 unpruned curves" in capsys.readouterr().err
