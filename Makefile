@@ -47,11 +47,16 @@ bench:
 	$(PY) bench/dispatch_overhead.py
 	$(PY) bench/bench_report.py
 
-## bench-long: the slow ones (minutes each): worker scaling, search quality, autoHyper
+## bench-long: the slow ones (minutes each): worker scaling, search quality, autoHyper, memory, spaces, pruning
 bench-long:
 	$(PY) bench/worker_scaling.py
 	$(PY) bench/search_quality.py
 	$(PY) bench/autolr_quality.py
+	$(PY) bench/memory_growth.py
+	$(PY) bench/space_quality.py
+	mkdir -p results
+	$(PY) bench/pruning.py --pruners none,asha --json results/pruning_runs.json
+	$(PY) bench/pruning_replay.py results/pruning_runs.json --trials 30
 
 lint:
 	$(PY) -m ruff check .
