@@ -20,7 +20,7 @@ also inflates the best of many full-length trials; the default 1,000 validation 
 
     python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 9] [--dataset-size 3000]
                             [--val-fraction 0.333]
-                            [--pruners none,median,asha,hyperband] [--sampler-loss ranked]
+                            [--pruners none,asha] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
 
@@ -144,7 +144,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="images drawn from the archive's training batches")
     parser.add_argument("--val-fraction", type=float, default=1 / 3,
                         help="of them held out for validation (1/3 of 3,000: 1,000 images, about +-1.5 points)")
-    parser.add_argument("--pruners", default="none,median,asha,hyperband", help="comma-separated --prune values")
+    parser.add_argument("--pruners", default="none,asha",
+                        help="comma-separated --prune values (median and hyperband double the run time)")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
                         help="--prune-sampler-loss of the pruned searches")
     parser.add_argument("--reduction-factor", type=int, default=Settings.prune_reduction_factor,
