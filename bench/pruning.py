@@ -87,6 +87,7 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
     import contextlib
     import io
 
+    from hks.pruners import MONITOR
     from hks.study import Study
 
     run, started = SearchRun(settings.prune, settings.seed), time.time()
@@ -94,9 +95,9 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
                                                           space=space) as study:
         results = study.optimize()
     run.wall = time.time() - started
-    run.curves = [list((r.get("history") or {}).get("val_fine_accuracy", [])) for r in results]
+    run.curves = [list((r.get("history") or {}).get(MONITOR, [])) for r in results]
+    run.trial_epochs = sum(map(len, run.curves))
     for result in sorted(results, key=lambda r: r["finished_at"]):
-        run.trial_epochs += len((result.get("history") or {}).get("val_fine_accuracy", []))
         run.pruned += result["status"] == "pruned"
         if result["status"] == "ok":
             run.best = max(run.best, result["fine_best_accuracy"])
