@@ -16,9 +16,9 @@ Printed per pruner, over the seeds:
 What it does not show: searches here are sequential, so asynchronous rungs fill in tid order
 (with ``--workers N`` a trial meets the rung as recorded at that moment); and with a few hundred
 validation images each accuracy carries several points of noise (about +-3.5 at 200 images), which
-also inflates the best of many full-length trials; the default 1,000 validation images halve that.
+also inflates the best of many full-length trials; the default 667 validation images (of 2,000) carry about +-1.9.
 
-    python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 9] [--dataset-size 3000]
+    python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 27] [--dataset-size 2000]
                             [--val-fraction 0.333]
                             [--pruners none,asha] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
@@ -48,6 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from hks.config import Settings, parse_count_or_auto  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "data" / "cifar-10-mini"
+EPOCHS = 27  # --epochs of every trial: ASHA's rungs at 1, 3 and 9 epochs with eta 3
 
 
 def small_space() -> dict:
@@ -139,12 +140,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="search seeds per pruner")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed+seeds-1")
     parser.add_argument("--trials", type=int, default=30, help="trials per search (the same for every pruner)")
-    parser.add_argument("--epochs", type=int, default=9, help="--epochs of every trial")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="--epochs of every trial")
     parser.add_argument("--patience", type=int, default=3, help="early-stopping patience, with and without pruning")
-    parser.add_argument("--dataset-size", type=int, default=3000,
+    parser.add_argument("--dataset-size", type=int, default=2000,
                         help="images drawn from the archive's training batches")
     parser.add_argument("--val-fraction", type=float, default=1 / 3,
-                        help="of them held out for validation (1/3 of 3,000: 1,000 images, about +-1.5 points)")
+                        help="of them held out for validation (1/3 of 2,000: 667 images, about +-1.9 points)")
     parser.add_argument("--pruners", default="none,asha",
                         help="comma-separated --prune values (median and hyperband double the run time)")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),

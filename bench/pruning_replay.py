@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pruning import EPOCHS  # noqa: E402
 from hks.config import Settings  # noqa: E402
 from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
 
@@ -77,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="--json files of bench/pruning.py")
     parser.add_argument("--trials", type=int, default=15, help="trials per replayed search")
-    parser.add_argument("--epochs", type=int, default=9, help="--epochs of the measured trials")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="--epochs of the measured trials (pruning.py's default)")
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--draws", type=int, default=400, help="replayed searches per pruner")
     parser.add_argument("--trend", type=float, default=0.0, help="noise sd of the 'later trials are better' order")
