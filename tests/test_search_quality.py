@@ -57,3 +57,23 @@ def test_tpe_beats_random_search_on_branin_at_100_evaluations():
     rows = run_benchmark(["branin"], ["rand", "tpe"], [100], 9, slow_seeds=0, slow_budget=0, log=lambda _: None)
     tpe = next(r for r in rows if r.algo == "tpe")
     assert tpe.ratio < 1.0
+
+
+def test_an_mtpe_ablation_name_runs_mtpe_with_its_knobs_and_pending_trials(monkeypatch):
+    from bench.search_quality import _split_algos, runner
+    from hks.samplers import mtpe
+
+    calls = []
+    original = mtpe.suggest
+    monkeypatch.setattr(mtpe, "suggest", lambda ids, *args, **knobs: calls.append((len(ids), knobs))
+                        or original(ids, *args, **knobs))
+    assert _split_algos("tpe,mtpe-8[local_prob=0.0,liar=False],mtpe") == [
+        "tpe", "mtpe-8[local_prob=0.0,liar=False]", "mtpe"]
+    losses = runner("mtpe-8[local_prob=0.0,liar=False]")(pb.PROBLEMS["conv_blocks"](), 12, 0)
+    assert len(losses) == 12
+    assert calls[0] == (8, {"local_prob": 0.0, "liar": False})  # the first batch: 8 pending at once
+    assert [n for n, _ in calls[1:]] == [1] * 4 and all(k == calls[0][1] for _, k in calls)
+    with pytest.raises(ValueError, match="unknown mtpe knob 'nope'"):
+        runner("mtpe-1[nope=1]")
+    with pytest.raises(ValueError, match="not a literal"):
+        runner("mtpe-1[local_prob=zz]")
