@@ -4,7 +4,8 @@
 Each algorithm (hyperopt tpe / rand / anneal and hks's mtpe as ``--algo`` configures them, atpe when
 its dependencies are installed, Ax GP through :mod:`hks.bayesopt.ax_loop`, ``optuna``: Optuna's
 default sampler as shipped, for reference, and ``mtpe-8``: mtpe with 8 trials pending at a time, as
-with 8 asynchronous workers) minimises each problem of ``bench/problems.py`` once per seed.
+with 8 asynchronous workers; ``mtpe-P[knob=value,...]``: mtpe with P pending and its knobs overridden,
+for ablations) minimises each problem of ``bench/problems.py`` once per seed.
 Printed per (problem, algorithm, budget):
 
 * the median best-so-far objective after that many evaluations, over the seeds;
