@@ -233,3 +233,13 @@ def test_warmup_auto_is_four_trials_for_the_median_and_none_for_halving_and_a_co
     assert warmup(prune="median") == 4
     assert warmup(prune="asha") == 0 and warmup(prune="hyperband") == 0
     assert warmup(prune="asha", prune_warmup_trials="2") == 2
+
+
+def test_asha_warns_when_fewer_than_eta_trials_would_run_to_the_end():
+    thin = AshaPruner(27).budget_warning(30)  # rungs 1, 3, 9: one trial in 27 passes them all
+    assert thin.startswith("--prune asha with rungs at 1, 3, 9 epochs lets about 1 trial in 27 run to the end, "
+                           "1.1 of --max-evals 30") and "--max-evals 81 or more" in thin
+    assert AshaPruner(27).budget_warning(81) is None and AshaPruner(9).budget_warning(30) is None
+    assert AshaPruner(27, min_epochs=3).budget_warning(30) is None  # rungs 3, 9: one in 9, 27 or more trials
+    assert AshaPruner(1).budget_warning(2) is None  # no rung: nothing is pruned
+    assert MedianPruner(27).budget_warning(5) is None and HyperbandPruner(27).budget_warning(5) is None

@@ -32,3 +32,17 @@ class AshaPruner(Pruner):
 
     def decide(self, tid: int, values: Sequence[float], others: Sequence[Curve]) -> Decision:
         return asha_decision(tid, values, others, self.rungs, self.eta, self.warmup_trials)
+
+    def budget_warning(self, max_evals: int) -> str | None:
+        """Warns when the last rung lets fewer than ``eta`` trials (of trials in random order) run to
+        the end: the best model then rests on one or two trials, and a lucky early one holds every
+        rung (bench/pruning.py lost 10 points on one seed of six so, with 30 trials and rungs 1, 3, 9)."""
+        rungs = self.rungs
+        if not rungs:
+            return None
+        kept = self.eta ** len(rungs)  # one trial in this many passes every rung
+        if max_evals >= self.eta * kept:
+            return None
+        return (f"--prune asha with rungs at {', '.join(map(str, rungs))} epochs lets about 1 trial in {kept} run to "
+                f"the end, {max_evals / kept:.1f} of --max-evals {max_evals}, and the best model comes from those; "
+                f"use --max-evals {self.eta * kept} or more, a higher --prune-min-epochs, or fewer --epochs")

@@ -115,6 +115,10 @@ class Pruner(abc.ABC):
     def decide(self, tid: int, values: Sequence[float], others: Sequence[Curve]) -> Decision:
         """``values``: the asking trial's accuracies so far (its last epoch is the one just run)."""
 
+    def budget_warning(self, max_evals: int) -> str | None:
+        """A line saying why ``max_evals`` trials are too few for this pruner, or None."""
+        return None
+
 
 class NoPruner(Pruner):
     """``--prune none``: every trial runs to its epochs or its early-stopping patience."""
