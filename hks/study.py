@@ -229,7 +229,7 @@ class Study:
         if s.algo == "gp" and s.max_evals <= s.gp_init_trials:
             print(f"warning: --max-evals {s.max_evals} <= --gp-init-trials {s.gp_init_trials}: the GP never models, "
                   "so this is a quasi-random search", flush=True)
-        pruner = _make_pruner(s)
+        pruner = self.oracle.pruner
         thin = pruner.budget_warning(s.max_evals) if pruner else None
         if thin:
             print(f"warning: {thin}", flush=True)
