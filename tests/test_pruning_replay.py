@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.pruning_replay import main, patience_cut, pruner_of, replay  # noqa: E402
@@ -32,8 +34,7 @@ def test_the_table_reports_each_pruner_and_refuses_too_few_curves(tmp_path, caps
     assert main([str(run), "--trials", "6", "--draws", "20", "--pruners", "asha:3:1,median"]) == 0
     out = capsys.readouterr().out
     assert "8 measured curves" in out and "asha:3:1" in out and "median" in out
-    try:
+    with pytest.raises(SystemExit) as exit_:
         main([str(run), "--trials", "9"])
-    except SystemExit as exit_:
-        assert exit_.code == 2
+    assert exit_.value.code == 2
     assert "8 unpruned curves" in capsys.readouterr().err
