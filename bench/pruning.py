@@ -16,7 +16,10 @@ Printed per pruner, over the seeds:
 What it does not show: searches here are sequential, so asynchronous rungs fill in tid order
 (with ``--workers N`` a trial meets the rung as recorded at that moment); and with a few hundred
 validation images each accuracy carries several points of noise (about +-3.5 at 200 images), which
-also inflates the best of many full-length trials; the default 667 validation images (of 2,000) carry about +-1.9.
+blurs every rung's ranking and inflates the best of many full-length trials (more of them finish
+without pruning). The default 667 validation images (of 2,000) carry about +-1.9 and fit the run in
+about 20 minutes; ``--dataset-size 3333 --val-fraction 0.6`` (2,000 validation images, about +-1.1)
+halves what every rule loses in the replay, for 30-37 minutes (docs/pruning.md).
 
     python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 27] [--dataset-size 2000]
                             [--val-fraction 0.333]
@@ -36,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     names = [n.strip() for n in args.pruners.split(",") if n.strip()]
     if args.summarize:
-        runs = [SearchRun(**r) for path in args.summarize for r in json.loads(Path(path).read_text())]
+        known = {f.name for f in fields(SearchRun)}  # files of other versions may carry more
+        runs = [SearchRun(**{k: v for k, v in r.items() if k in known})
+                for path in args.summarize for r in json.loads(Path(path).read_text())]
         print("\n".join(summary_rows(runs, [n for n in names if any(r.prune == n for r in runs)])))
         return 0
     from hks.objective import configure_tensorflow

@@ -38,3 +38,19 @@ def test_the_table_reports_each_pruner_and_refuses_too_few_curves(tmp_path, caps
         main([str(run), "--trials", "9"])
     assert exit_.value.code == 2
     assert "8 unpruned curves" in capsys.readouterr().err
+
+
+def test_pruning_bench_summarizes_saved_searches_and_skips_fields_it_does_not_know(tmp_path, capsys):
+    from bench.pruning import main as bench_main
+
+    def run(prune, seed, best, epochs):
+        return {"prune": prune, "seed": seed, "best": best, "trial_epochs": epochs, "pruned": 0, "wall": 100.0,
+                "progress": [[50.0, best]], "curves": [], "loss_curves": [[2.0]]}  # loss_curves: a newer field
+
+    saved = tmp_path / "runs.json"
+    saved.write_text(json.dumps([run("none", 0, 0.50, 600), run("asha", 0, 0.48, 200),
+                                 run("none", 1, 0.52, 600), run("asha", 1, 0.52, 220)]))
+    assert bench_main(["--summarize", str(saved)]) == 0
+    none, asha = capsys.readouterr().out.splitlines()[1:]
+    assert none.split()[:2] == ["none", "0.5100"] and asha.split()[:2] == ["asha", "0.5000"]
+    assert asha.split()[5:7] == ["210.0", "0.35"]  # trial-epochs, and their ratio to 600
