@@ -10,7 +10,9 @@ loses against keeping every trial and its share of the trial-epochs.
     python bench/pruning_replay.py RUN.json [RUN.json ...] [--trials 15] [--trend 0.05]
                                    [--pruners asha:3:1,asha:4:1,median,hyperband]
 
-A pruner is ``name[:eta[:min_epochs]]``. ``--trend S`` sorts each draw by final accuracy plus
+A pruner is ``name[:eta[:min_epochs]]``; ``pause[:eta[:min_epochs]]`` is ASHA as its paper runs
+it, which hks does not (yet): a trial waits at its rung and is resumed once it ranks in the rung's
+top ``floor(n / eta)`` (resumable trials). ``--trend S`` sorts each draw by final accuracy plus
 Gaussian noise of sd S, so later trials are better on average, as under a sampler that learns.
 
 What it does not show: the sampler's reaction to pruning (in a real search TPE sees the pruned
@@ -25,7 +27,7 @@ import json
 import random
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,9 @@ sys.path.insert(0, str(ROOT))
 from bench.pruning import EPOCHS  # noqa: E402
 from hks.config import Settings  # noqa: E402
 from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
+from hks.pruners.base import rung_epochs  # noqa: E402
+
+PAUSE = "pause"  # replay-only rule: ASHA with resumable trials
 
 
 def patience_cut(values: Sequence[float], patience: int) -> list[float]:
@@ -62,6 +67,61 @@ def replay(pruner: Pruner, curves: Sequence[Sequence[float]], patience: int) -> 
         others.append(Curve(tid, PRUNED if pruned else FINISHED, tuple(values)))
         best = best if pruned else max(best, *values)
     return best, epochs
+
+
+def replay_paused(curves: Sequence[Sequence[float]], patience: int, eta: int, rungs: Sequence[int],
+                  epochs: int) -> tuple[float, int]:
+    """(best accuracy of a trial that ran to its end, trial-epochs) of one sequential search under
+    ASHA with pauses: a trial reaching a rung waits there. Each time the worker is free it resumes
+    the first trial, highest rung first, that ranks in its rung's top ``floor(n / eta)`` and was not
+    resumed yet; with none, it starts the next trial. A trial ends at ``epochs`` or its patience (one
+    that ends on a rung still counts among the rung's ``n``)."""
+    cut = [patience_cut(curve, patience) for curve in curves]
+    trained = [0] * len(cut)
+    paused: dict[int, list[int]] = {rung: [] for rung in rungs}
+    resumed: set[tuple[int, int]] = set()
+    ended: list[int] = []
+    started = 0
+    while True:
+        job = _next_promotion(cut, paused, resumed, eta)
+        if job is None and started == len(cut):
+            break
+        if job is None:
+            tid, rung, started = started, 0, started + 1
+        else:
+            tid, rung = job
+            resumed.add(job)
+        target = next((r for r in rungs if r > rung), epochs)
+        trained[tid] = min(target, len(cut[tid]))
+        if trained[tid] == len(cut[tid]):  # its end (epochs or patience): counted at a rung it ended on
+            ended.append(tid)
+            resumed.add((tid, target))
+        if trained[tid] == target and target in paused:
+            paused[target].append(tid)
+    return max((max(cut[tid]) for tid in ended), default=0.0), sum(trained)
+
+
+def _next_promotion(cut: list[list[float]], paused: dict[int, list[int]], resumed: set[tuple[int, int]],
+                    eta: int) -> tuple[int, int] | None:
+    """(tid, rung) of the trial to resume, highest rung first; ties go to the earlier trial."""
+    for rung in sorted(paused, reverse=True):
+        waiting = paused[rung]
+        top = sorted(waiting, key=lambda tid: -max(cut[tid][:rung]))[:len(waiting) // eta]
+        chosen = next((tid for tid in top if (tid, rung) not in resumed), None)
+        if chosen is not None:
+            return chosen, rung
+    return None
+
+
+def replayer(spec: str, epochs: int) -> Callable[[Sequence[Sequence[float]], int], tuple[float, int]]:
+    """``replay(curves, patience)`` for a pruner spec (see the module's doc), ``pause`` included."""
+    name, *knobs = spec.split(":")
+    if name == PAUSE:
+        eta = int(knobs[0]) if knobs else Settings.prune_reduction_factor
+        rungs = rung_epochs(int(knobs[1]) if len(knobs) > 1 else Settings.prune_min_epochs, eta, epochs)
+        return lambda curves, patience: replay_paused(curves, patience, eta, rungs, epochs)
+    pruner = pruner_of(spec, epochs)
+    return lambda curves, patience: replay(pruner, curves, patience)
 
 
 def pruner_of(spec: str, epochs: int) -> Pruner:
@@ -101,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"trend {args.trend}; best without pruning {statistics.mean(b for b, _ in unpruned):.4f} on average")
     print(f"{'pruner':<14} {'points lost (mean)':>18} {'draws losing > 1 point':>23} {'trial-epochs x none':>20}")
     for spec in args.pruners.split(","):
-        pruner = pruner_of(spec, args.epochs)
-        results = [replay(pruner, draw, args.patience) for draw in draws]
+        run = replayer(spec, args.epochs)
+        results = [run(draw, args.patience) for draw in draws]
         lost = [100 * (b0 - b) for (b, _), (b0, _) in zip(results, unpruned)]
         print(f"{spec:<14} {statistics.mean(lost):>18.2f} {sum(x > 1 for x in lost) / len(lost):>23.2f} "
               f"{statistics.mean(e for _, e in results) / base_epochs:>20.2f}")

@@ -54,3 +54,28 @@ def test_pruning_bench_summarizes_saved_searches_and_skips_fields_it_does_not_kn
     none, asha = capsys.readouterr().out.splitlines()[1:]
     assert none.split()[:2] == ["none", "0.5100"] and asha.split()[:2] == ["asha", "0.5000"]
     assert asha.split()[5:7] == ["210.0", "0.35"]  # trial-epochs, and their ratio to 600
+
+
+def test_paused_asha_resumes_the_best_of_a_full_rung_where_stopping_keeps_whoever_came_first():
+    from bench.pruning_replay import replay_paused, replayer
+
+    early = [0.30, 0.31, 0.32, 0.33, 0.34, 0.35, 0.36, 0.37, 0.40]  # first at the 3-epoch rung
+    better = [0.30, 0.33, 0.35, 0.40, 0.45, 0.50, 0.55, 0.58, 0.60]
+    weak = [0.05, 0.08, 0.10, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16]
+    # Stops: the first trial meets an empty rung and runs on; the better one is in the top 1 of 2 and runs on.
+    assert replay(pruner_of("asha:3:3", 9), [early, better, weak], patience=3) == (0.60, 9 + 9 + 3)
+    # Pauses: all three wait at epoch 3, then only the top floor(3 / 3) = 1 of them is resumed.
+    assert replay_paused([early, better, weak], patience=3, eta=3, rungs=[3], epochs=9) == (0.60, 3 + 9 + 3)
+    assert replayer("pause:3:3", 9)([early, better, weak], 3) == (0.60, 15)
+    # Two of them fill no rung: nobody is resumed and no trial runs to its end.
+    assert replay_paused([early, better], patience=3, eta=3, rungs=[3], epochs=9) == (0.0, 6)
+
+
+def test_a_trial_that_ends_on_a_rung_counts_there_and_is_not_resumed():
+    from bench.pruning_replay import replay_paused
+
+    ends_at_3 = [0.50, 0.40, 0.45, 0.44, 0.43, 0.42]  # patience 2 ends it after epoch 3
+    rising = [0.10, 0.20, 0.30, 0.35, 0.40, 0.45]
+    flat = [0.05, 0.05, 0.06, 0.06, 0.07, 0.07]
+    best, epochs = replay_paused([ends_at_3, rising, flat], patience=2, eta=3, rungs=[3], epochs=6)
+    assert (best, epochs) == (0.50, 3 + 3 + 3)  # it holds the rung's one slot; the others wait
