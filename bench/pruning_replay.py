@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 from bench.pruning import EPOCHS  # noqa: E402
 from hks.config import Settings  # noqa: E402
 from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
-from hks.pruners.base import rung_epochs  # noqa: E402
 
 PAUSE = "pause"  # replay-only rule: ASHA with resumable trials
 
@@ -115,11 +114,10 @@ def _next_promotion(cut: list[list[float]], paused: dict[int, list[int]], resume
 
 def replayer(spec: str, epochs: int) -> Callable[[Sequence[Sequence[float]], int], tuple[float, int]]:
     """``replay(curves, patience)`` for a pruner spec (see the module's doc), ``pause`` included."""
-    name, *knobs = spec.split(":")
-    if name == PAUSE:
-        eta = int(knobs[0]) if knobs else Settings.prune_reduction_factor
-        rungs = rung_epochs(int(knobs[1]) if len(knobs) > 1 else Settings.prune_min_epochs, eta, epochs)
-        return lambda curves, patience: replay_paused(curves, patience, eta, rungs, epochs)
+    name, _, knobs = spec.partition(":")
+    if name == PAUSE:  # ASHA's rungs and eta, read as asha's spec would be
+        asha = pruner_of(f"asha:{knobs}" if knobs else "asha", epochs)
+        return lambda curves, patience: replay_paused(curves, patience, asha.eta, asha.rungs, epochs)
     pruner = pruner_of(spec, epochs)
     return lambda curves, patience: replay(pruner, curves, patience)
 
