@@ -23,7 +23,7 @@ halves what every rule loses in the replay, for 30-37 minutes (docs/pruning.md).
 
     python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 27] [--dataset-size 2000]
                             [--val-fraction 0.333]
-                            [--pruners none,asha] [--sampler-loss ranked]
+                            [--pruners none,asha,asha+pause] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
 
@@ -94,7 +94,8 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
     from hks.pruners import MONITOR
     from hks.study import Study
 
-    run, started = SearchRun(settings.prune, settings.seed), time.time()
+    name = settings.prune + ("+pause" if settings.prune_pause else "")
+    run, started = SearchRun(name, settings.seed), time.time()
     with contextlib.redirect_stdout(io.StringIO()), Study(settings.replace(trials_file=":memory:"),
                                                           space=space) as study:
         results = study.optimize()
@@ -107,6 +108,12 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
             run.best = max(run.best, result["fine_best_accuracy"])
         run.progress.append((result["finished_at"] - started, run.best))
     return run
+
+
+def pruner_settings(base: Settings, name: str, seed: int) -> Settings:
+    """The settings of one search: ``name`` is a ``--prune`` value, ``+pause`` adding ``--prune-pause``."""
+    prune, _, pause = name.partition("+")
+    return base.replace(prune=prune, prune_pause=pause == "pause", seed=seed, experiment_name=f"{name}_{seed}")
 
 
 def search_small_space(settings: Settings) -> SearchRun:
@@ -150,7 +157,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=1 / 3,
                         help="of them held out for validation (1/3 of 2,000: 667 images, about +-1.9 points)")
     parser.add_argument("--pruners", default="none,asha",
-                        help="comma-separated --prune values (median and hyperband double the run time)")
+                        help="comma-separated --prune values, asha+pause for --prune asha --prune-pause "
+                             "(median and hyperband double the run time)")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
                         help="--prune-sampler-loss of the pruned searches")
     parser.add_argument("--reduction-factor", type=int, default=Settings.prune_reduction_factor,
@@ -193,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{args.seeds} seeds, {args.jobs} searches at once x {args.threads} thread(s), "
               f"pruned loss for TPE: {args.sampler_loss}, eta {args.reduction_factor}, "
               f"min epochs {args.min_epochs}, warm-up {args.warmup_trials}", flush=True)
-        searches = [base.replace(prune=name, seed=seed)
+        searches = [pruner_settings(base, name, seed)
                     for seed in range(args.first_seed, args.first_seed + args.seeds) for name in names]
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for run in pool.map(search_small_space, searches):

@@ -11,9 +11,10 @@ loses against keeping every trial and its share of the trial-epochs.
                                    [--pruners asha:3:1,asha:4:1,median,hyperband]
 
 A pruner is ``name[:eta[:min_epochs]]``; ``pause[:eta[:min_epochs]]`` is ASHA as its paper runs
-it, which hks does not (yet): a trial waits at its rung and is resumed once it ranks in the rung's
-top ``floor(n / eta)`` (resumable trials). ``--trend S`` sorts each draw by final accuracy plus
-Gaussian noise of sd S, so later trials are better on average, as under a sampler that learns.
+it, and as ``--prune asha --prune-pause`` does: a trial waits at its rung and is resumed once it
+ranks in the rung's top ``floor(n / eta)``; when nothing else is left, a thin top rung keeps its
+best. ``--trend S`` sorts each draw by final accuracy plus Gaussian noise of sd S, so later trials
+are better on average, as under a sampler that learns.
 
 What it does not show: the sampler's reaction to pruning (in a real search TPE sees the pruned
 trials and proposes different points), and noise beyond the curves at hand. It isolates the
@@ -37,7 +38,7 @@ from bench.pruning import EPOCHS  # noqa: E402
 from hks.config import Settings  # noqa: E402
 from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
 
-PAUSE = "pause"  # replay-only rule: ASHA with resumable trials
+PAUSE = "pause"  # ASHA with pauses and promotions (--prune-pause)
 
 
 def patience_cut(values: Sequence[float], patience: int) -> list[float]:
@@ -84,7 +85,9 @@ def replay_paused(curves: Sequence[Sequence[float]], patience: int, eta: int, ru
     while True:
         job = _next_promotion(cut, paused, resumed, eta)
         if job is None and started == len(cut):
-            break
+            job = _next_promotion(cut, paused, resumed, eta, final=True)
+            if job is None:
+                break
         if job is None:
             tid, rung, started = started, 0, started + 1
         else:
@@ -101,11 +104,13 @@ def replay_paused(curves: Sequence[Sequence[float]], patience: int, eta: int, ru
 
 
 def _next_promotion(cut: list[list[float]], paused: dict[int, list[int]], resumed: set[tuple[int, int]],
-                    eta: int) -> tuple[int, int] | None:
-    """(tid, rung) of the trial to resume, highest rung first; ties go to the earlier trial."""
+                    eta: int, final: bool = False) -> tuple[int, int] | None:
+    """(tid, rung) of the trial to resume, highest rung first; ties go to the earlier trial. ``final``:
+    a rung keeps its best even with fewer than ``eta`` trials."""
     for rung in sorted(paused, reverse=True):
         waiting = paused[rung]
-        top = sorted(waiting, key=lambda tid: -max(cut[tid][:rung]))[:len(waiting) // eta]
+        keep = max(1, len(waiting) // eta) if final else len(waiting) // eta
+        top = sorted(waiting, key=lambda tid: -max(cut[tid][:rung]))[:keep]
         chosen = next((tid for tid in top if (tid, rung) not in resumed), None)
         if chosen is not None:
             return chosen, rung

@@ -81,6 +81,8 @@ class Settings:
                                 "high-water mark while the process lives), or auto: pool in a trial's own "
                                 "process, system where trials share one", choices=CPU_ALLOCATORS)
     save_models: bool = option(False, "HKS_SAVE_MODELS", "save each trial's best weights beside its JSON result")
+    checkpoint_every: int = option(1, "HKS_CHECKPOINT_EVERY", "save a training trial's state every this many "
+                                   "epochs, so that a trial whose worker died resumes there when retried (0: off)")
     trial_process: str = option("auto", "HKS_TRIAL_PROCESS", "where a trial trains: fresh (its own process: "
                                 "memory returns after it, a crash or out-of-memory kill fails only that trial), "
                                 "same, or auto (fresh for hks's Keras objectives)", choices=TRIAL_PROCESSES)
@@ -111,6 +113,8 @@ class Settings:
                                             "hyperband, whose rungs keep the best of a thin rung)",
                                             parse=parse_count_or_auto)
     prune_brackets: int = option(0, "HKS_PRUNE_BRACKETS", "Hyperband brackets (0: all that fit within --epochs)")
+    prune_pause: bool = option(False, "HKS_PRUNE_PAUSE", "asha: pause trials at a rung instead of stopping them, "
+                               "and resume the best from their checkpoints as the rung fills (ASHA's promotions)")
     prune_sampler_loss: str = option("ranked", "HKS_PRUNE_SAMPLER_LOSS", "loss the sampler sees for a pruned "
                                      "trial: ranked (below longer trials) or best (its best so far)",
                                      choices=("ranked", "best"))
@@ -252,6 +256,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"--val-fraction must be between 0 and 1, got {settings.val_fraction}")
     if settings.dataset_size < 0:
         raise ConfigError(f"--dataset-size must be >= 0 (0 means all), got {settings.dataset_size}")
+    if settings.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {settings.checkpoint_every}")
     _validate_base_lr(settings.base_lr)
     _validate_pruning(settings)
 
@@ -263,6 +269,11 @@ def _validate_pruning(settings: Settings) -> None:
         raise ConfigError(f"--prune-reduction-factor must be >= 2, got {settings.prune_reduction_factor}")
     if settings.prune_brackets < 0:
         raise ConfigError(f"--prune-brackets must be >= 0, got {settings.prune_brackets}")
+    if settings.prune_pause and settings.prune != "asha":
+        raise ConfigError(f"--prune-pause pauses ASHA's trials: use it with --prune asha, not --prune {settings.prune}")
+    if settings.prune_pause and settings.checkpoint_every == 0:
+        raise ConfigError("--prune-pause resumes paused trials from their checkpoints: set --checkpoint-every 1 "
+                          "(or more), not 0")
 
 
 def is_auto(base_lr: str) -> bool:

@@ -19,7 +19,7 @@ from hks import results as res
 from hks.errors import HksError
 
 Objective = Callable[..., Any]
-KEYWORD_ARGUMENTS = ("tid", "on_epoch", "should_prune")
+KEYWORD_ARGUMENTS = ("tid", "on_epoch", "should_prune", "checkpoint")
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hks import checkpoint as ckpt
 from hks import progress
 from hks import results as res
 from hks.config import Settings
@@ -114,10 +115,15 @@ def prune_callback(should_prune: PruneHook):
     class Prune(keras.callbacks.Callback):
         decision: Any = None
 
-        def on_epoch_end(self, epoch, logs=None):
-            answer = should_prune(epoch, {k: float(v) for k, v in (logs or {}).items()})
-            if answer:
+        def ask(self, epoch: int, logs: dict[str, float], final: bool = True) -> Any:
+            """Ask about ``epoch``; only a ``final`` answer is kept (a resumed trial's past epochs are not)."""
+            answer = should_prune(epoch, logs)
+            if answer and final:
                 self.decision = answer
+            return answer if final else None
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.ask(epoch, {k: float(v) for k, v in (logs or {}).items()}):
                 self.model.stop_training = True
 
     return Prune()
@@ -144,32 +150,97 @@ def tensorboard_callback(settings: Settings, name: str, point: dict[str, Any] | 
 def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
                 on_epoch: EpochHook | None = None, verbose: bool = True,
                 log_name: str | None = None, pruning=None,
-                point: dict[str, Any] | None = None) -> dict[str, list[float]]:
+                point: dict[str, Any] | None = None, resumed: ckpt.Checkpoint | None = None,
+                save_to: tuple[Path, str] | None = None) -> dict[str, list[float]]:
     """Fit with early stopping on validation fine accuracy; returns the per-epoch history.
 
     ``pruning``: a :func:`prune_callback`, which may stop training before early stopping does.
+    ``resumed``: a checkpoint already restored into ``model``; training goes on after its epochs and
+    the history returned includes them. ``save_to``: (path, fingerprint) of this trial's checkpoint,
+    written every ``--checkpoint-every`` epochs.
     """
-    import keras
 
     augment = point_augmentation(point or {}, settings.augment_crop)
     train = make_dataset(splits.train, batch_size, training=True, seed=seed, threads=settings.threads, **augment)
     val = make_dataset(splits.val, batch_size, training=False, threads=settings.threads)
-    callbacks = [  # no per-batch callback (TerminateOnNaN is one): each would sync every step
-        keras.callbacks.EarlyStopping(monitor="val_fine_accuracy", mode="max", patience=settings.patience,
-                                      restore_best_weights=settings.save_models),
-        epoch_progress_callback(settings, on_epoch, verbose),
-    ]
-    if pruning is not None:
-        callbacks.append(pruning)
+    prior = resumed.history if resumed is not None else {}
+    stopping = early_stopping(settings, resumed)
+    # Order: the checkpoint records early stopping's and the pruner's answers for the epoch, and comes
+    # before the progress hook, whose stop checks (SIGTERM, a lost lease) end training at once.
+    # No per-batch callback (TerminateOnNaN is one): each would sync every step.
+    callbacks = [stopping] + ([pruning] if pruning is not None else [])
+    if save_to is not None:
+        callbacks.append(checkpoint_callback(save_to, settings.checkpoint_every, stopping, pruning, prior))
+    callbacks.append(epoch_progress_callback(settings, on_epoch, verbose))
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}", point))
-    history = model.fit(train, validation_data=val, epochs=settings.epochs, verbose=0, callbacks=callbacks,
-                        shuffle=False)  # tf.data shuffles already
-    out = {k: [float(v) for v in values] for k, values in history.history.items()}
+    done = resumed.epochs_done if resumed is not None else 0
+    history: dict[str, list[float]] = {}
+    if done < settings.epochs and not (resumed is not None and resumed.finished):
+        fitted = model.fit(train, validation_data=val, epochs=settings.epochs, initial_epoch=done, verbose=0,
+                           callbacks=callbacks, shuffle=False)  # tf.data shuffles already
+        history = fitted.history
+    elif resumed is not None and resumed.best_weights and settings.save_models:
+        model.set_weights(resumed.best_weights)  # what early stopping would restore at its end
+    out = {k: list(prior.get(k, [])) + [float(v) for v in history.get(k, [])] for k in {*prior, *history}}
     for prefix in ("", "val_"):  # a single-head model logs its head's loss as the total loss
         if f"{prefix}fine_loss" not in out and f"{prefix}loss" in out:
             out[f"{prefix}fine_loss"] = out[f"{prefix}loss"]
     return out
+
+
+def early_stopping(settings: Settings, resumed: ckpt.Checkpoint | None = None):
+    """Keras's early stopping on validation fine accuracy, taking up a resumed trial's patience count."""
+    import keras
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            state = resumed.stopping if resumed is not None else {}
+            if state.get("best") is not None:
+                self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+                self.best_weights = resumed.best_weights or None
+
+        def state(self) -> dict[str, Any]:
+            best = None if self.best is None else float(self.best)
+            return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch),
+                    "stopped": self.stopped_epoch > 0}  # Keras never stops at epoch 0
+
+    return ResumableEarlyStopping(monitor="val_fine_accuracy", mode="max", patience=settings.patience,
+                                  restore_best_weights=settings.save_models)
+
+
+def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning, prior: dict[str, list[float]]):
+    """Writes the trial's checkpoint (:mod:`hks.checkpoint`) after every ``every`` epochs, and at a pause
+    (the trial resumes from there), with early stopping's state and the pruner's stop if it said stop."""
+    import keras
+
+    path, key = save_to
+
+    class Checkpointing(keras.callbacks.Callback):
+        failed = False
+
+        def on_train_begin(self, logs=None):
+            self.history = {k: list(v) for k, v in prior.items()}
+
+        def on_epoch_end(self, epoch, logs=None):
+            for k, v in (logs or {}).items():
+                self.history.setdefault(k, []).append(float(v))
+            decision = pruning.decision if pruning is not None else None
+            paused = bool(decision) and getattr(decision, "pause", False)
+            if ((epoch + 1) % every != 0 and not paused) or self.failed:
+                return
+            state = stopping.state()
+            if decision and not paused:
+                state["pruned"] = pruned_fields(decision, epoch + 1)
+            try:
+                ckpt.save(path, ckpt.capture(self.model, key, self.history, state, stopping.best_weights))
+            except OSError as exc:  # a full or read-only disk costs the resume, never the trial
+                self.failed = True
+                print(f"    cannot write the checkpoint {path} ({exc.strerror or exc}); training goes on "
+                      "without one", flush=True)
+
+    return Checkpointing()
 
 
 def summarize(history: dict[str, list[float]]) -> dict[str, Any]:
@@ -196,14 +267,17 @@ def summarize(history: dict[str, list[float]]) -> dict[str, Any]:
 def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | None = None,
               tid: int | None = None, on_epoch: EpochHook | None = None,
               build: ModelBuilder | None = None, verbose: bool = True,
-              should_prune: PruneHook | None = None) -> dict[str, Any]:
+              should_prune: PruneHook | None = None, checkpoint: str | Path | None = None) -> dict[str, Any]:
     """Train one point of the space and return its hyperopt result (not written: see :func:`save_result`).
 
     ``build(point, num_fine, num_coarse)`` makes the compiled model; by default the classic
     builder with the configured base learning rate. ``should_prune(epoch, logs)`` is asked after
     each epoch (see :mod:`hks.pruners`); when it answers yes the trial stops with ``status: pruned``,
     its partial history, ``pruned_at_epoch`` and the deciding ``rung`` (hyperopt must be handed
-    :func:`hks.pruners.sampler_result` of it).
+    :func:`hks.pruners.sampler_result` of it). ``checkpoint``: this trial's checkpoint file
+    (:mod:`hks.checkpoint`): a matching one is resumed (its epochs are handed to ``on_epoch`` and
+    ``should_prune`` again first, so that listeners see the whole curve), and it is rewritten as
+    training goes on; whoever records the result removes it.
     """
     import keras
 
@@ -226,16 +300,27 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         with dtype_policy(settings.precision):
             model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
         apply_jit(model, settings.jit)
+        key = ckpt.fingerprint(point, seed, settings.epochs)
+        resumed, note = resume(model, Path(checkpoint) if checkpoint else None, key)
         if verbose:
             print(progress.trial_start_line(tid, settings.max_evals, point, params=model.count_params()), flush=True)
+            if note or resumed:
+                print(f"    {note or f'resumed from its checkpoint after epoch {resumed.epochs_done}'}", flush=True)
         pruning = prune_callback(should_prune) if should_prune is not None else None
+        if resumed is not None:
+            replay_epochs(resumed, on_epoch, pruning)
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
                               log_name=f"trial_{progress.trial_number(tid)}" if tid is not None else None,
-                              point=point, pruning=pruning)
+                              point=point, pruning=pruning, resumed=resumed,
+                              save_to=(Path(checkpoint), key) if checkpoint else None)
         result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
                   "params": int(model.count_params())}
+        if resumed is not None:
+            result["resumed_from_epoch"] = resumed.epochs_done
         result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
-        if pruning is not None and pruning.decision:
+        if resumed is not None and resumed.stopping.get("pruned"):  # pruned before its result was recorded
+            result.update(resumed.stopping["pruned"])
+        elif pruning is not None and pruning.decision:
             result.update(pruned_fields(pruning.decision, result["epochs_run"]))
         elif settings.save_models:
             result["weights_file"] = _save_model(model, settings.results_dir, result["model_name"])
@@ -255,6 +340,25 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     return result
 
 
+def resume(model, path: Path | None, key: str) -> tuple[ckpt.Checkpoint | None, str]:
+    """The trial's checkpoint restored into ``model``, or None; and a note when one was set aside."""
+    resumed, note = ckpt.load(path, key)
+    if resumed is not None and not ckpt.restore(model, resumed):
+        return None, f"checkpoint {path.name} does not fit this model; starting afresh"
+    return resumed, note
+
+
+def replay_epochs(resumed: ckpt.Checkpoint, on_epoch: EpochHook | None, pruning) -> None:
+    """Hand a resumed trial's past epochs to the listeners again (a worker's store lost them when the trial was
+    requeued; the pruner's hook collects the curve). The pruner's answers for them were given when they ran,
+    and are in the checkpoint: a paused trial resumes because it was promoted, so none is asked again."""
+    for epoch, values in enumerate(resumed.epoch_logs()):
+        if on_epoch is not None:
+            on_epoch(epoch, values)
+        if pruning is not None:
+            pruning.ask(epoch, values, final=False)
+
+
 def save_result(result: dict[str, Any], results_dir: str | Path) -> Path:
     """Write a completed trial's JSON result once (a second call for the same trial changes nothing).
 
@@ -268,6 +372,8 @@ def pruned_fields(decision: Any, epochs_run: int) -> dict[str, Any]:
     """What a pruned result adds: its status, the epoch and rung (and bracket) it stopped at."""
     fields = {"status": res.STATUS_PRUNED, "pruned": True, "pruned_at_epoch": epochs_run,
               "rung": getattr(decision, "rung", None), "prune_reason": getattr(decision, "reason", "")}
+    if getattr(decision, "pause", False):
+        fields["paused"] = True  # it keeps its checkpoint and may be resumed (--prune-pause)
     if getattr(decision, "bracket", None) is not None:
         fields["bracket"] = decision.bracket
     return fields

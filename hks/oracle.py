@@ -68,6 +68,28 @@ class Oracle:
 
         return epoch_hook(self.pruner, tid, others)
 
+    def promotion(self, final: bool = False) -> p.Job | None:
+        """The paused trial the pruner would resume now (``final``: nothing else is left to run), or None."""
+        if self.pruner is None:
+            return None
+        from hks.pruners import curves_from_jobs, paused_trials
+
+        jobs = self.records.records()
+        paused = paused_trials(jobs)
+        tid = self.pruner.promotion(curves_from_jobs(jobs), paused, final) if paused else None
+        return self.records.jobs[tid] if tid is not None else None
+
+    def promote(self, final: bool = False) -> p.Job | None:
+        """Queue the paused trial :meth:`promotion` names again; returns it as it was (paused), or None."""
+        job = self.promotion(final)
+        if job is None:
+            return None
+        if not self.store.reopen(job):
+            return None  # changed meanwhile: the next refresh shows how
+        # As the store has it now; not refreshed here, which would take other changes from the caller's sync
+        self.records.jobs[job.tid] = dataclasses.replace(job, **p.reopen_changes(job), version=job.version + 1)
+        return job
+
     def finished(self) -> list[p.Job]:
         return self.records.in_states(*p.FINAL_STATES)
 

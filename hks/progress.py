@@ -151,6 +151,11 @@ class SearchProgress:
         left_text = "" if left is None else (", done" if left == 0 else f", ~{format_duration(left)} left")
         return f"{format_duration(self.elapsed())} elapsed{left_text}"
 
+    def forget(self, tid: int) -> None:
+        """A paused trial resumes: its result goes until it finishes again, and its start is shown again."""
+        self.results = [r for r in self.results if r.get("tid") != tid]
+        self._announced = {(t, worker) for t, worker in self._announced if t != tid}
+
     def record(self, result: dict[str, Any]) -> str:
         """Add a finished trial and return (and print) its progress line."""
         self.results.append(result)
@@ -161,8 +166,8 @@ class SearchProgress:
     def format_line(self, result: dict[str, Any]) -> str:
         done = len(self.results)
         if result.get("status") == "pruned":
-            outcome = (f"pruned at epoch {result.get('pruned_at_epoch')} (val fine acc "
-                       f"{result.get('fine_best_accuracy') or 0:.4f})")
+            outcome = (f"{'paused' if result.get('paused') else 'pruned'} at epoch {result.get('pruned_at_epoch')} "
+                       f"(val fine acc {result.get('fine_best_accuracy') or 0:.4f})")
         elif result.get("status") == "ok" and result.get("fine_best_accuracy") is None:
             outcome = f"loss {result['loss']:.6g}"
         elif result.get("status") == "ok":

@@ -16,17 +16,19 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hks import experiment as exp
 from hks import plotting
 from hks import results as res
+from hks.checkpoint import kept_note
 from hks.config import Settings, is_auto
 from hks.errors import ConfigError
 from hks.evaluation import Objective, as_result
 from hks.objective import check_setup
 from hks.oracle import Oracle
-from hks.progress import SearchProgress, next_step_line
+from hks.progress import SearchProgress, next_step_line, trial_number
 from hks.samplers import make_sampler
 from hks.space import load_space
 from hks.store import check_settings, open_store, store_url
@@ -154,6 +156,24 @@ class Study:
     def best(self) -> dict[str, Any] | None:
         return res.best_result(self.progress.results)
 
+    def promote(self, final: bool = False) -> bool:
+        """Resume a paused trial (ASHA's promotions with ``--prune-pause``): it is queued again and its
+        result and JSON go until it finishes again. ``final``: nothing else is left to run, so a thin top
+        rung keeps its best (see :func:`hks.pruners.asha.promotion`). True when one was queued."""
+        job = self.oracle.promote() or (self.oracle.promote(final=True) if final else None)
+        if job is None:
+            return False
+        self.announced.discard(job.tid)
+        self.progress.forget(job.tid)
+        (Path(self.settings.results_dir) / f"{job.result['model_name']}{res.RESULT_SUFFIX}").unlink(missing_ok=True)
+        print(f"trial {trial_number(job.tid)} promoted: resumes after epoch {job.result['pruned_at_epoch']} "
+              f"(val fine acc {job.result.get('fine_best_accuracy') or 0:.4f})", flush=True)
+        return True
+
+    def budget_spent(self) -> bool:
+        """Every trial of ``--max-evals`` has run as far as the pruner lets it (promotions included)."""
+        return self.finished_count() >= self.settings.max_evals and self.oracle.promotion(final=True) is None
+
     # --- what happens to a finished trial -------------------------------------------------------
     def _announce(self, result: dict[str, Any]) -> None:
         previous = self.progress.best
@@ -179,8 +199,6 @@ class Study:
         self._reported_at = time.monotonic()
 
     def _write_result(self, result: dict[str, Any]) -> None:
-        from pathlib import Path
-
         path = Path(self.settings.results_dir) / f"{result['model_name']}{res.RESULT_SUFFIX}"
         if not path.exists():
             res.write_result(result, self.settings.results_dir)
@@ -206,7 +224,7 @@ class Study:
         from hks.runners.in_process import run_in_process
         from hks.runners.master import run_master
 
-        if self.finished_count() >= self.settings.max_evals:
+        if self.budget_spent():
             print(self.progress.describe_start(), flush=True)  # the budget is spent: says so, runs nothing
             return self.results
         self._warn_startup()
@@ -243,6 +261,7 @@ class Study:
         if best and best.get("fine_best_accuracy") is not None:
             summary = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})"
         print(f"search done: {len(self.results)} trials, {summary}", flush=True)
+        _note(kept_note(self.settings, self.exp_key))
         if self.results and self._reports():
             print(safe_write_report(self.results, self.settings), flush=True)
             if best is not None:

@@ -48,7 +48,7 @@ def wants_fresh_process(choice: str, objective: Objective) -> bool:
 def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings: Any, *, tid: int | None,
                           on_epoch: Callable[[int, dict[str, float]], None] | None = None,
                           should_prune: Callable[[int, dict[str, float]], Any] | None = None,
-                          check: Callable[[], None] = lambda: None) -> dict[str, Any]:
+                          check: Callable[[], None] = lambda: None, checkpoint: str | None = None) -> dict[str, Any]:
     """:func:`hks.evaluation.call_objective` in a child ``python -m hks.trial_process``; the hooks run
     here, in the parent. (A plain child, not multiprocessing's spawn, which would re-run the user's
     script when it lacks an ``if __name__ == "__main__"`` guard.)
@@ -64,7 +64,7 @@ def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings:
     try:
         try:
             here.send(list(sys.path))  # first, so that the child can unpickle the objective by module name
-            here.send((objective, point, settings, tid, should_prune is not None))
+            here.send((objective, point, settings, tid, should_prune is not None, checkpoint))
         except OSError:  # the child is gone already
             return _died(child, point, tid, epochs)
         while True:
@@ -133,7 +133,7 @@ def _child_main(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
     sys.path[:] = conn.recv()
-    objective, point, settings, tid, asks_prune = conn.recv()
+    objective, point, settings, tid, asks_prune, checkpoint = conn.recv()
     settings = child_settings(settings)
     if not getattr(settings, "verbose", False):
         from hks.quiet import quiet_tensorflow
@@ -150,7 +150,7 @@ def _child_main(fd: int) -> None:
 
     try:
         result = call_objective(objective, point, settings, tid=tid, on_epoch=on_epoch,
-                                should_prune=should_prune if asks_prune else None)
+                                should_prune=should_prune if asks_prune else None, checkpoint=checkpoint)
     except BaseException as exc:  # a setup problem (no dataset...): the parent raises it
         conn.send((_ERROR, _picklable(exc)))
         return

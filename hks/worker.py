@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 
 from hks import config, progress
 from hks import results as res
+from hks.checkpoint import remove as remove_checkpoint
+from hks.checkpoint import trial_checkpoint
 from hks.config import Settings
 from hks.errors import HksError, StoreError, TrialAbandoned, WorkerError
 from hks.evaluation import call_objective
@@ -302,6 +304,8 @@ class Worker:
         number = progress.trial_number(job.tid)
         if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {number}"):
             save_result(result, self.settings.results_dir)
+            if not result.get("paused"):  # a paused trial resumes from it when promoted
+                remove_checkpoint(self.checkpoint(job))
             self.trials_run += 1
             self.say(f"{self.about(job)} {result.get('status')} loss {result.get('loss')}")
             return True
@@ -364,12 +368,19 @@ class Worker:
                 call_quietly(lambda: self.store.push_metrics(job, metrics), "storing epoch metrics", NOTICE)
 
         should_prune = self.oracle.prune_hook(job.tid) if self.oracle is not None else None
+        saved = self.checkpoint(job)
+        checkpoint = str(saved) if saved is not None else None
         with self.stopper.interrupting():
             if self.fresh_processes:
                 return call_in_fresh_process(self.objective, point, self.settings, tid=job.tid, on_epoch=on_epoch,
-                                             should_prune=should_prune, check=self.stopper.check)
+                                             should_prune=should_prune, check=self.stopper.check,
+                                             checkpoint=checkpoint)
             return call_objective(self.objective, point, settings=self.settings, tid=job.tid, on_epoch=on_epoch,
-                                  should_prune=should_prune)
+                                  should_prune=should_prune, checkpoint=checkpoint)
+
+    def checkpoint(self, job: p.Job) -> Path | None:
+        """Where the trial keeps its checkpoint (kept when the worker stops or dies, so a retry resumes)."""
+        return trial_checkpoint(self.settings, self.exp_key, job.tid)
 
     @property
     def fresh_processes(self) -> bool:

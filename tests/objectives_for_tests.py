@@ -60,10 +60,26 @@ def flat_quadratic(point, **_):
     return (point["x"] - 0.3) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
 
 
-def learning_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None, **_):
+def learning_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None, checkpoint=None, **_):
     """A trial of ``settings.epochs`` quick "epochs" whose validation accuracy rises towards a level set by
-    the point (better near x = 1), asking ``should_prune`` after each epoch as hks's own trials do."""
-    level = 1.0 / (1.0 + (point["x"] - 1.0) ** 2)
+    the point (better near x = 1), asking ``should_prune`` after each epoch as hks's own trials do. Like
+    them it pauses when told to (keeping its epoch count in ``checkpoint``), and a resumed trial hands
+    its past epochs on again and goes on after them."""
+    return _curve_trial(1.0 / (1.0 + (point["x"] - 1.0) ** 2), settings, on_epoch, should_prune, checkpoint)
+
+
+def fading_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None, checkpoint=None, **_):
+    """:func:`learning_curve` whose level falls with the trial's number, whatever the point: each trial is
+    worse than every earlier one, so which trials ASHA runs on is known in advance."""
+    return _curve_trial(0.9 ** (tid or 0), settings, on_epoch, should_prune, checkpoint)
+
+
+def _curve_trial(level, settings, on_epoch, should_prune, checkpoint):
+    import json
+    from pathlib import Path
+
+    saved = Path(checkpoint) if checkpoint else None
+    done = json.loads(saved.read_text())["epochs"] if saved is not None and saved.exists() else 0
     history = {"val_fine_accuracy": []}
     for epoch in range(settings.epochs):
         accuracy = level * (1.0 - 0.5 ** (epoch + 1))
@@ -72,10 +88,16 @@ def learning_curve(point, settings, *, tid=None, on_epoch=None, should_prune=Non
         if on_epoch is not None:
             on_epoch(epoch, logs)
         decision = should_prune(epoch, logs) if should_prune is not None else False
-        if decision:
-            return {"status": res.STATUS_PRUNED, "pruned": True, "loss": -max(history["val_fine_accuracy"]),
-                    "fine_best_accuracy": max(history["val_fine_accuracy"]), "history": history,
-                    "pruned_at_epoch": epoch + 1, "rung": getattr(decision, "rung", None), "epochs_run": epoch + 1}
+        if decision and epoch >= done:
+            result = {"status": res.STATUS_PRUNED, "pruned": True, "loss": -max(history["val_fine_accuracy"]),
+                      "fine_best_accuracy": max(history["val_fine_accuracy"]), "history": history,
+                      "pruned_at_epoch": epoch + 1, "rung": getattr(decision, "rung", None), "epochs_run": epoch + 1,
+                      "resumed_from_epoch": done or None}
+            if getattr(decision, "pause", False) and saved is not None:
+                saved.parent.mkdir(parents=True, exist_ok=True)
+                saved.write_text(json.dumps({"epochs": epoch + 1}))
+                result["paused"] = True
+            return result
     best = max(history["val_fine_accuracy"])
     return {"status": res.STATUS_OK, "loss": -best, "fine_best_accuracy": best, "history": history,
-            "epochs_run": settings.epochs}
+            "epochs_run": settings.epochs, "resumed_from_epoch": done or None}

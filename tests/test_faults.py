@@ -93,6 +93,26 @@ def test_a_released_and_retaken_trial_has_a_new_fence_so_a_stale_handle_cannot_c
     store.delete_experiment(exp_key)
 
 
+def test_a_paused_trial_is_reopened_once_from_the_version_read_and_then_runs_as_new(any_store):
+    store = any_store
+    exp_key = unique_exp_key()
+    store.insert_jobs(_jobs(exp_key, [0, 1]))
+    first = store.reserve(exp_key, "w", 30)
+    assert store.complete(first, {"status": "pruned", "paused": True, "loss": -0.2})
+    paused = store.load(exp_key, [0])[0]
+    assert not store.reopen(first)  # read before it completed: stale
+    assert store.reopen(paused) and not store.reopen(paused)  # once: its version moved on
+    back = store.load(exp_key, [0])[0]
+    assert (back.state, back.result, back.attempts, back.owner, back.metrics) == (p.NEW, None, 0, None, [])
+    assert back.version > paused.version
+    again = store.reserve(exp_key, "w2", 30)
+    assert (again.tid, again.attempts) == (0, 1)  # the oldest new trial: it goes first
+    assert not store.reopen(again)  # only done trials are reopened
+    assert store.complete(again, {"status": "ok", "loss": -0.4})
+    assert store.load(exp_key, [0])[0].result["loss"] == -0.4
+    store.delete_experiment(exp_key)
+
+
 def test_a_finished_experiment_is_marked_and_a_master_registering_it_again_reopens_it(any_store):
     store = any_store
     exp_key = unique_exp_key()

@@ -125,6 +125,60 @@ def test_asha_replay_which_trial_stops_at_which_rung():
     }
 
 
+def paused(tid, *values):
+    return Curve(tid, pruners.PRUNED, values)
+
+
+def test_asha_with_pauses_pauses_outside_the_top_n_over_eta_even_on_a_thin_rung():
+    pruner = AshaPruner(epochs=9, reduction_factor=3, pause=True)
+    first = pruner.decide(0, [0.9], [])
+    assert first.prune and first.pause and first.rung == 0  # alone: 1 // 3 = 0 go on, it waits for the rung
+    assert pruner.decide(2, [0.9], [paused(0, 0.5), paused(1, 0.4)]).pause is False  # best of 3: goes on
+    assert pruner.decide(2, [0.45], [paused(0, 0.5), paused(1, 0.4)]).pause       # second of 3: waits
+    assert not pruner.decide(9, [0.1, 0.1], [])  # between rungs: goes on
+    stopped = AshaPruner(epochs=9, reduction_factor=3).decide(0, [0.9], [])
+    assert not stopped and not stopped.pause  # without pauses a thin rung keeps its best
+
+
+def test_promotion_resumes_the_best_waiting_trial_of_the_highest_rung_once_it_ranks_in_the_top():
+    pruner = AshaPruner(epochs=9, reduction_factor=3, pause=True)  # rungs 1 and 3
+    rung1 = [paused(0, 0.3), paused(1, 0.5), paused(2, 0.4)]
+    assert pruner.promotion(rung1[:2], {0: 1, 1: 1}) is None  # 2 records: none in the top 2 // 3
+    assert pruner.promotion(rung1, {0: 1, 1: 1, 2: 1}) == 1  # 3 records: the best goes on
+    # t1 went on and waits at epoch 3 alone; t3 and t4 joined rung 1, whose top 5 // 3 = 1 is t1: nothing to do
+    later = [paused(0, 0.3), paused(1, 0.5, 0.5, 0.6), paused(2, 0.4), paused(3, 0.2), paused(4, 0.45)]
+    waiting = {0: 1, 1: 3, 2: 1, 3: 1, 4: 1}
+    assert pruner.promotion(later, waiting) is None
+    sixth = later + [paused(5, 0.1)]  # 6 records at rung 1: top 2 are t1 (resumed already) and t4
+    assert pruner.promotion(sixth, {**waiting, 5: 1}) == 4
+    # the highest rung goes first: with 3 trials at epoch 3, the best waiting there is resumed before rung 1's
+    top = sixth + [paused(6, 0.7, 0.7, 0.7), paused(7, 0.6, 0.6, 0.55)]
+    assert pruner.promotion(top, {**waiting, 5: 1, 6: 3, 7: 3}) == 6
+    # a failed trial does not count (with its 0.9 it would top the rung, and nobody would be promoted);
+    # of two equal trials the older goes first
+    assert pruner.promotion([paused(0, 0.5), paused(1, 0.5), Curve(2, pruners.FAILED, (0.9,)), paused(3, 0.1)],
+                            {0: 1, 1: 1, 3: 1}) == 0
+
+
+def test_the_final_promotion_lets_a_thin_top_rung_keep_its_best_and_stopping_asha_never_promotes():
+    pruner = AshaPruner(epochs=9, reduction_factor=3, pause=True)
+    thin = [paused(0, 0.3, 0.3, 0.35), paused(1, 0.5, 0.5, 0.45), paused(2, 0.4), paused(3, 0.2)]
+    assert pruner.promotion(thin, {0: 3, 1: 3, 2: 1, 3: 1}) is None
+    assert pruner.promotion(thin, {0: 3, 1: 3, 2: 1, 3: 1}, final=True) == 1
+    assert AshaPruner(epochs=9).promotion(thin, {0: 3, 1: 3}, final=True) is None
+    assert MedianPruner(epochs=9).promotion(thin, {0: 3}, final=True) is None
+
+
+def test_paused_trials_are_read_from_done_jobs_whose_result_says_paused():
+    jobs = [Job("e", 0, state=DONE, result={"status": "pruned", "paused": True, "pruned_at_epoch": 3}),
+            Job("e", 1, state=DONE, result={"status": "pruned", "pruned_at_epoch": 1}),
+            Job("e", 2, state=NEW, metrics=[{"val_fine_accuracy": 0.4}]),
+            Job("e", 3, state=NEW)]
+    assert pruners.paused_trials(jobs) == {0: 3}
+    curves = {c.tid: c for c in pruners.curves_from_jobs(jobs)}
+    assert curves[2].values == (0.4,) and 3 not in curves  # a resumed trial waiting for a worker still counts
+
+
 # --- Hyperband ------------------------------------------------------------------------------------
 
 def test_hyperband_brackets_respect_the_epoch_budget():
@@ -176,6 +230,16 @@ def test_make_pruner_builds_each_named_pruner_with_its_knobs():
 def test_bad_pruning_settings_are_refused_with_one_line(flag, value):
     with pytest.raises(ConfigError, match=flag.replace("_", "-")):
         config.resolve({flag: str(value)}, environ={})
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"prune": "median", "prune_pause": "true"}, "--prune-pause pauses ASHA's trials: use it with --prune asha"),
+    ({"prune": "asha", "prune_pause": "true", "checkpoint_every": "0"}, "set --checkpoint-every 1"),
+])
+def test_pauses_need_asha_and_checkpoints(values, message):
+    with pytest.raises(ConfigError, match=message):
+        config.resolve(values, environ={})
+    assert pruners.make_pruner(config.resolve({"prune": "asha", "prune_pause": "true"}, environ={})).pause
 
 
 def test_curves_from_jobs_reads_running_metrics_and_done_results():

@@ -67,8 +67,8 @@ def test_paused_asha_resumes_the_best_of_a_full_rung_where_stopping_keeps_whoeve
     # Pauses: all three wait at epoch 3, then only the top floor(3 / 3) = 1 of them is resumed.
     assert replay_paused([early, better, weak], patience=3, eta=3, rungs=[3], epochs=9) == (0.60, 3 + 9 + 3)
     assert replayer("pause:3:3", 9)([early, better, weak], 3) == (0.60, 15)
-    # Two of them fill no rung: nobody is resumed and no trial runs to its end.
-    assert replay_paused([early, better], patience=3, eta=3, rungs=[3], epochs=9) == (0.0, 6)
+    # Two of them fill no rung: nobody is resumed until nothing else is left; then the thin rung keeps its best.
+    assert replay_paused([early, better], patience=3, eta=3, rungs=[3], epochs=9) == (0.60, 3 + 9)
 
 
 def test_a_trial_that_ends_on_a_rung_counts_there_and_is_not_resumed():

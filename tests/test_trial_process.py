@@ -6,6 +6,7 @@ that kills its own process as the kernel's out-of-memory killer would."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -126,3 +127,46 @@ def test_a_users_script_without_a_main_guard_runs_once_with_trials_in_fresh_proc
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert done.stdout.count("script body ran") == 1  # the children did not run the script again
     assert "statuses ['ok', 'ok']" in done.stdout
+
+
+def test_a_search_killed_mid_trial_resumes_that_trial_from_its_checkpoint_when_run_again(tmp_path, cifar10_dir):
+    command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "1", "--epochs", "8", "--patience", "8")
+    first = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    try:
+        for line in first.stdout:
+            if "epoch 2/8" in line:  # the checkpoint is written before the epoch's line
+                break
+        children = psutil.Process(first.pid).children(recursive=True)
+        first.kill()  # kill -9: nothing is handed back, the trial stays "running" in results.pkl
+        first.wait(30)
+    finally:
+        first.kill()
+    psutil.wait_procs(children, timeout=10)
+    saved = list((tmp_path / "results" / "checkpoints").glob("*/trial_1.npz"))
+    assert len(saved) == 1
+
+    again = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    resumed = re.search(r"resumed from its checkpoint after epoch (\d+)", again.stdout)
+    assert resumed and 2 <= int(resumed[1]) < 8, again.stdout[-2000:]
+    done = int(resumed[1])
+    assert "epoch 1/8" not in again.stdout and f"epoch {done + 1}/8" in again.stdout  # no epoch trained twice
+    [result] = [json.loads(path.read_text()) for path in (tmp_path / "results").glob("model_*.json")]
+    assert result["status"] == "ok" and result["resumed_from_epoch"] == done and result["epochs_run"] == 8
+    assert not saved[0].exists() and not saved[0].parent.exists()  # removed once the result was recorded
+
+
+def test_a_paused_keras_trial_is_resumed_from_its_checkpoint_in_a_fresh_process(tmp_path, cifar10_dir):
+    # One trial: alone at its 1-epoch rung it pauses (1 // 3 = 0 go on); then, nothing else being left
+    # to run, the thin rung keeps its best and the trial is promoted, in a new process, from its checkpoint.
+    command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "1", "--epochs", "3", "--patience", "3",
+                            "--prune", "asha", "--prune-pause")
+    done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert "paused at epoch 1" in out and "trial 1 promoted: resumes after epoch 1" in out
+    assert "resumed from its checkpoint after epoch 1" in out and out.count("epoch 1/3") == 1
+    [result] = [json.loads(path.read_text()) for path in (tmp_path / "results").glob("model_*.json")]
+    assert (result["status"], result["resumed_from_epoch"], result["epochs_run"]) == ("ok", 1, 3)
+    assert not list((tmp_path / "results").glob("checkpoints/*/*"))  # finished: its checkpoint went

@@ -29,7 +29,7 @@ PRUNERS: dict[str, type[Pruner]] = {cls.name: cls for cls in (NoPruner, MedianPr
 MONITOR = "val_fine_accuracy"
 
 __all__ = ["PRUNERS", "Curve", "Decision", "Pruner", "curve_of_result", "curves_from_jobs", "epoch_hook", "make_pruner",
-           "sampler_result", "FAILED", "FINISHED", "PRUNED", "RUNNING"]
+           "paused_trials", "sampler_result", "FAILED", "FINISHED", "PRUNED", "RUNNING"]
 
 
 def make_pruner(settings: Settings) -> Pruner:
@@ -41,6 +41,8 @@ def make_pruner(settings: Settings) -> Pruner:
                              else settings.prune_warmup_trials}
     if cls is HyperbandPruner:
         knobs["brackets"] = settings.prune_brackets
+    if cls is AshaPruner:
+        knobs["pause"] = settings.prune_pause
     return cls(settings.epochs, **knobs)
 
 
@@ -68,16 +70,23 @@ def curve_of_result(tid: int, result: dict[str, Any]) -> Curve:
 
 def curves_from_jobs(jobs: Iterable[store.Job]) -> list[Curve]:
     """The curves of a store's jobs: running ones from their per-epoch metrics, done ones from
-    their results; queued jobs have none yet and are left out."""
+    their results; queued ones from their metrics too (a resumed trial's epochs so far; a new one
+    has none)."""
     curves = []
     for job in jobs:
-        if job.state == store.RUNNING:
+        if job.state == store.RUNNING or (job.state == store.NEW and job.metrics):
             curves.append(Curve(job.tid, RUNNING, tuple(float(m.get(MONITOR, math.nan)) for m in job.metrics)))
         elif job.state == store.DONE and job.result is not None:
             curves.append(curve_of_result(job.tid, job.result))
         elif job.state == store.FAILED:
             curves.append(Curve(job.tid, FAILED))
     return curves
+
+
+def paused_trials(jobs: Iterable[store.Job]) -> dict[int, int]:
+    """``{tid: epoch}`` of the trials paused at a rung (``--prune-pause``), which may be resumed."""
+    return {job.tid: int(job.result["pruned_at_epoch"]) for job in jobs
+            if job.state == store.DONE and job.result and job.result.get("paused")}
 
 
 def sampler_result(result: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -4,34 +4,68 @@ Rungs at ``min_epochs * eta**k`` epochs (before ``--epochs``). At a rung a trial
 best so far is in the top ``1/eta`` of what the rung has recorded so far (this trial included);
 otherwise it stops there. Asynchronous: it never waits for a rung to fill, so early trials meet
 a thin rung (see :func:`hks.pruners.base.halving_decision` for few records and ties).
+
+With ``pause`` (``--prune-pause``) a trial that is not in the top ``n // eta`` of its rung pauses
+there instead, with its checkpoint, and :func:`promotion` resumes it once it ranks in the top
+``n // eta`` of the filled rung: the paper's promotions. The trials that run on are then chosen
+from the whole rung, not from those that came first, whatever order the sampler finds them in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from hks.pruners.base import Curve, Decision, Pruner, best_until, halving_decision, recorded_at, rung_epochs
+from hks.pruners.base import FAILED, Curve, Decision, Pruner, best_until, halving_decision, recorded_at, rung_epochs
 
 
 def asha_decision(tid: int, values: Sequence[float], others: Sequence[Curve], rungs: list[int], eta: int,
-                  warmup_trials: int, bracket: int | None = None) -> Decision:
+                  warmup_trials: int, bracket: int | None = None, pause: bool = False) -> Decision:
     """ASHA's decision over these rungs, against these rivals (Hyperband passes one bracket's)."""
     epoch = len(values)
     if epoch not in rungs:
         return Decision(False, bracket=bracket)
-    prune, reason = halving_decision(best_until(values, epoch), recorded_at(others, tid, epoch), eta, warmup_trials)
-    return Decision(prune, rungs.index(epoch), bracket, f"epoch {epoch}: {reason}")
+    prune, reason = halving_decision(best_until(values, epoch), recorded_at(others, tid, epoch), eta, warmup_trials,
+                                     keep_best=not pause)
+    return Decision(prune, rungs.index(epoch), bracket, f"epoch {epoch}: {reason}", pause=prune and pause)
+
+
+def promotion(curves: Sequence[Curve], paused: Mapping[int, int], rungs: Sequence[int], eta: int,
+              final: bool = False) -> int | None:
+    """The paused trial to resume next, or None: highest rung first, one waiting at a rung (``paused``:
+    tid -> the epoch it paused at) that ranks in the top ``n // eta`` of the ``n`` trials recorded
+    there (ties: the older trial), as :func:`asha_decision` with ``pause`` would let it go on.
+
+    ``final`` (every trial has run as far as it may): a rung keeps its best even when ``n < eta``, as
+    ASHA without pauses does, so that a search whose top rung stayed thin still trains a trial to
+    the end."""
+    for rung in sorted(rungs, reverse=True):
+        recorded = sorted((-best_until(c.values, rung), c.tid) for c in curves
+                          if c.state != FAILED and len(c.values) >= rung)
+        keep = max(1, len(recorded) // eta) if final else len(recorded) // eta
+        for _, tid in recorded[:keep]:
+            if paused.get(tid) == rung:
+                return tid
+    return None
 
 
 class AshaPruner(Pruner):
     name = "asha"
+
+    def __init__(self, epochs: int, min_epochs: int = 1, reduction_factor: int = 3, warmup_trials: int = 0,
+                 pause: bool = False) -> None:
+        super().__init__(epochs, min_epochs, reduction_factor, warmup_trials)
+        self.pause = pause
 
     @property
     def rungs(self) -> list[int]:
         return rung_epochs(self.min_epochs, self.eta, self.epochs)
 
     def decide(self, tid: int, values: Sequence[float], others: Sequence[Curve]) -> Decision:
-        return asha_decision(tid, values, others, self.rungs, self.eta, self.warmup_trials)
+        return asha_decision(tid, values, others, self.rungs, self.eta, self.warmup_trials, pause=self.pause)
+
+    def promotion(self, curves: Sequence[Curve], paused: Mapping[int, int], final: bool = False) -> int | None:
+        """The paused trial to resume next (None without ``pause``); see :func:`promotion`."""
+        return promotion(curves, paused, self.rungs, self.eta, final) if self.pause else None
 
     def budget_warning(self, max_evals: int) -> str | None:
         """Warns when the last rung lets fewer than ``eta`` trials (of trials in random order) run to

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 FINISHED = "finished"
@@ -47,12 +47,14 @@ class Curve:
 @dataclass(frozen=True)
 class Decision:
     """Stop or go on; truthy when the trial should stop. ``rung`` is the index of the check that
-    decided (None between rungs), ``bracket`` Hyperband's bracket of the trial."""
+    decided (None between rungs), ``bracket`` Hyperband's bracket of the trial; ``pause``: the stop
+    is a pause (ASHA with ``--prune-pause``): the trial may be resumed from its checkpoint later."""
 
     prune: bool
     rung: int | None = None
     bracket: int | None = None
     reason: str = ""
+    pause: bool = False
 
     def __bool__(self) -> bool:
         return self.prune
@@ -86,15 +88,18 @@ def rung_epochs(first: int, eta: int, epochs: int) -> list[int]:
     return rungs
 
 
-def halving_decision(mine: float, rivals: Sequence[float], eta: int, warmup_trials: int) -> tuple[bool, str]:
+def halving_decision(mine: float, rivals: Sequence[float], eta: int, warmup_trials: int,
+                     keep_best: bool = True) -> tuple[bool, str]:
     """Successive halving at one rung: go on when in the top ``1/eta`` of the rung's records.
 
     With ``n`` records (this trial included) the top ``max(1, n // eta)`` go on, so with few
-    records only the best one does; fewer than ``warmup_trials`` rivals: go on.
+    records only the best one does (``keep_best``; without it the top ``n // eta``, none of a thin
+    rung: a paused trial waits for the rung to fill); fewer than ``warmup_trials`` rivals: go on.
     """
     if len(rivals) < warmup_trials:
         return False, f"{len(rivals)} trials recorded at this rung, fewer than {warmup_trials}"
-    keep = max(1, (len(rivals) + 1) // eta)
+    keep = (len(rivals) + 1) // eta
+    keep = max(1, keep) if keep_best else keep
     better = sum(1 for value in rivals if value > mine)
     return better >= keep, f"{better} of {len(rivals)} trials better, top {keep} go on"
 
@@ -117,6 +122,11 @@ class Pruner(abc.ABC):
 
     def budget_warning(self, max_evals: int) -> str | None:
         """A line saying why ``max_evals`` trials are too few for this pruner, or None."""
+        return None
+
+    def promotion(self, curves: Sequence[Curve], paused: Mapping[int, int], final: bool = False) -> int | None:
+        """The paused trial to resume now (tid), or None; only pruners that pause trials have one.
+        ``paused``: tid -> the epoch it waits at; ``final``: nothing else is left to run."""
         return None
 
 

@@ -54,11 +54,12 @@ def _serve(study: Search, worker) -> None:
         worker.stopper.check()
         study.store.requeue_expired(study.exp_key, settings.max_attempts)
         study.sync()
-        if study.finished_count() >= settings.max_evals:
+        if study.finished_count() >= settings.max_evals and not study.promote(final=True):
             return
         job = study.store.reserve(study.exp_key, worker.worker_id, settings.lease_seconds)
         if job is None:
-            study.oracle.ask(1)
+            if not study.promote():  # a paused trial goes before a new one (ASHA with --prune-pause)
+                study.oracle.ask(1)
             continue
         study.trial_started(job)
         worker.run_job(job)

@@ -19,10 +19,11 @@ class RecordCache:
         """Fetch what changed since the last call; returns the records that changed.
 
         The first call reads every version; later ones only those of records that can still change
-        (finished records never do), so a poll costs the same with 100 or 10,000 trials stored."""
+        (finished records never do, but paused ones, which may be reopened), so a poll costs the same
+        with 100 or 10,000 trials stored."""
         watch = None
         if self.jobs:
-            pending = tuple(tid for tid, job in self.jobs.items() if job.state not in p.FINAL_STATES)
+            pending = tuple(tid for tid, job in self.jobs.items() if p.may_change(job))
             watch = p.Watch(pending, max(self.jobs))
         versions = self.store.versions(self.exp_key, watch)
         changed = [tid for tid, version in versions.items()

@@ -113,6 +113,11 @@ class MongoStore(p.JobStore):
     def release(self, job: p.Job) -> bool:
         return self._fenced(job, {"$set": p.release_changes(), "$inc": {"version": 1, "attempts": -1}})
 
+    def reopen(self, job: p.Job) -> bool:
+        fence = {"_id": _job_id(job.exp_key, job.tid), "state": p.DONE, "version": job.version}
+        changes = to_jsonable(p.reopen_changes(job))
+        return self.jobs.update_one(fence, {"$set": changes, "$inc": {"version": 1}}).matched_count == 1
+
     def requeue_expired(self, exp_key: str, max_attempts: int, now: float | None = None) -> list[p.Job]:
         now = time.time() if now is None else now
         changed = []

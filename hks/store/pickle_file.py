@@ -216,6 +216,14 @@ class MemoryStore(p.JobStore):
                 self._change(current, {**p.release_changes(), "attempts": current.attempts - 1})
             return current is not None
 
+    def reopen(self, job: p.Job) -> bool:
+        with self._mutex:
+            current = self._jobs.get(job.tid)
+            if current is None or current.state != p.DONE or current.version != job.version:
+                return False
+            self._change(current, p.reopen_changes(current))
+            return True
+
     def requeue_expired(self, exp_key: str, max_attempts: int, now: float | None = None) -> list[p.Job]:
         with self._mutex:
             now = time.time() if now is None else now

@@ -6,6 +6,7 @@ A trial ("job") of experiment ``exp_key`` is identified by its hyperopt ``tid`` 
     new --reserve--> running --complete--> done
      ^                  |  \\--lease expired, attempts == max_attempts--> failed
      +--release/lease expired (attempts < max_attempts)--+
+     +--reopen (a paused trial promoted: ``--prune-pause``)----------------+
 
 * ``reserve`` is atomic in every driver: a job is handed to exactly one worker. It sets the
   ``owner``, adds one to ``attempts`` and to ``reservation`` and sets ``lease_expires`` = now + lease.
@@ -17,6 +18,9 @@ A trial ("job") of experiment ``exp_key`` is identified by its hyperopt ``tid`` 
   a worker that lost its lease cannot overwrite the trial's new reservation. ``reservation`` only
   ever grows (``attempts`` does not: ``release`` gives the attempt back), so a fence never repeats.
 * Whoever completes a trial writes its JSON result, once, after ``complete`` succeeded.
+* ``reopen`` puts a ``done`` trial whose result says it is paused (ASHA with ``--prune-pause``)
+  back to ``new``, fenced by its ``version``: its result goes (the trial resumes from its checkpoint
+  and completes again), its attempts start again from 0.
 * When the search is over the master calls :meth:`JobStore.finish_experiment`; workers seeing
   ``Experiment.finished_at`` set exit. A master (re)registering the experiment clears it.
 * ``version`` grows with every state change, so a reader can fetch only what changed.
@@ -87,9 +91,9 @@ class Job:
 
 @dataclass(frozen=True)
 class Watch:
-    """The jobs a reader still expects to change: those it knows as pending (``tids``), any job now
-    new or running, and any job after ``after`` (new suggestions). Finished jobs never change, so a
-    reader of thousands of them need not fetch their versions at every poll."""
+    """The jobs a reader still expects to change: those it knows as pending or paused (``tids``), any
+    job now new or running, and any job after ``after`` (new suggestions). Other finished jobs never
+    change, so a reader of thousands of them need not fetch their versions at every poll."""
 
     tids: tuple[int, ...]
     after: int
@@ -129,6 +133,22 @@ def expiry_changes(job: Job, now: float, max_attempts: int) -> dict[str, Any]:
 def release_changes() -> dict[str, Any]:
     """A worker stopped on purpose (SIGTERM, Ctrl-C): the attempt does not count against the trial."""
     return {"state": NEW, "owner": None, "lease_expires": None, "metrics": [], "error": None}
+
+
+def may_change(job: Job) -> bool:
+    """Whether a reader must keep watching a job: it is not final yet, or it is paused (it may be reopened)."""
+    return job.state not in FINAL_STATES or bool((job.result or {}).get("paused"))
+
+
+def reopen_changes(job: Job) -> dict[str, Any]:
+    """A paused trial promoted to go on: queued again, as if new, with the epochs it ran as its metrics
+    (so that the pruners still count them while it waits for a worker)."""
+    history = (job.result or {}).get("history") or {}
+    epochs = max((len(values) for values in history.values()), default=0)
+    metrics = [{"epoch": e + 1, **{k: values[e] for k, values in history.items() if e < len(values)}}
+               for e in range(epochs)]
+    return {"state": NEW, "owner": None, "result": None, "error": None, "finished_at": None, "lease_expires": None,
+            "metrics": metrics, "attempts": 0}
 
 
 class JobStore(abc.ABC):
@@ -184,6 +204,10 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def release(self, job: Job) -> bool:
         """Put a job back to ``new`` at once (the worker is stopping)."""
+
+    @abc.abstractmethod
+    def reopen(self, job: Job) -> bool:
+        """Apply :func:`reopen_changes` to a ``done`` job unless it changed since ``job`` was read."""
 
     @abc.abstractmethod
     def requeue_expired(self, exp_key: str, max_attempts: int, now: float | None = None) -> list[Job]:

@@ -265,6 +265,14 @@ class SqlStore(p.JobStore):
         changes = {**p.release_changes(), "attempts": jobs.c.attempts - 1}
         return self._fenced(job, changes, bump=True)
 
+    def reopen(self, job: p.Job) -> bool:
+        stmt = (sa.update(jobs)
+                .where(jobs.c.exp_key == job.exp_key, jobs.c.tid == job.tid, jobs.c.state == p.DONE,
+                       jobs.c.version == job.version)
+                .values({**_job_values(p.reopen_changes(job)), "version": jobs.c.version + 1}))
+        with self.writer.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
     def requeue_expired(self, exp_key: str, max_attempts: int, now: float | None = None) -> list[p.Job]:
         now = time.time() if now is None else now
         expired = (sa.select(jobs).where(jobs.c.exp_key == exp_key, jobs.c.state == p.RUNNING,
