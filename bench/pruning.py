@@ -100,7 +100,7 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
                                                           space=space) as study:
         results = study.optimize()
     run.wall = time.time() - started
-    run.curves = [list((r.get("history") or {}).get(MONITOR, [])) for r in results]
+    run.curves = [list((r.get("history") or {}).get(MONITOR, [])) for r in sorted(results, key=lambda r: r["tid"])]
     run.trial_epochs = sum(map(len, run.curves))
     for result in sorted(results, key=lambda r: r["finished_at"]):
         run.pruned += result["status"] == "pruned"
