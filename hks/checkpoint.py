@@ -4,9 +4,10 @@ training again from scratch.
 
 One file per trial that is training, ``<results_dir>/checkpoints/<experiment>/trial_<n>.npz``,
 replaced atomically after every ``--checkpoint-every`` epochs and removed once the trial's result
-is recorded. It holds the model's weights, the optimizer's variables (its step count and moments,
-so learning-rate schedules go on where they stopped), the per-epoch history and early stopping's
-state, as plain arrays and one JSON text. They are read back into a model rebuilt from the same
+is recorded (a paused trial's stays: it resumes from it when promoted, ``--prune-pause``). It
+holds the model's weights, the optimizer's variables (its step count and moments, so learning-rate
+schedules go on where they stopped), the per-epoch history and early stopping's state, as plain
+arrays and one JSON text. They are read back into a model rebuilt from the same
 point, so any Keras builder resumes (no custom objects to deserialise). A file that belongs to
 another point, seed or epoch budget, or whose arrays do not fit the rebuilt model, is ignored and
 the trial starts afresh.
