@@ -55,9 +55,10 @@ class Oracle:
         return [dataclasses.replace(job, result=self.result_view(job.result)) if job.result else job
                 for job in self.records.records()]
 
-    def prune_hook(self, tid: int) -> Callable[[int, dict[str, float]], Any] | None:
+    def prune_hook(self, tid: int, judged: int = 0) -> Callable[[int, dict[str, float]], Any] | None:
         """Trial ``tid``'s ``should_prune(epoch, logs)``: asks the pruner with the other trials' curves as
-        stored now (None without a pruner)."""
+        stored now (None without a pruner). ``judged``: its first epochs were judged already (a promoted
+        trial's, which may have to train them again when its checkpoint is out of reach): no stop there."""
         if self.pruner is None:
             return None
         from hks.pruners import curves_from_jobs, epoch_hook
@@ -66,7 +67,15 @@ class Oracle:
             self.refresh()
             return curves_from_jobs(job for job in self.records.records() if job.tid != tid)
 
-        return epoch_hook(self.pruner, tid, others)
+        hook = epoch_hook(self.pruner, tid, others)
+        if not judged:
+            return hook
+
+        def should_prune(epoch: int, logs: dict[str, float]) -> Any:
+            answer = hook(epoch, logs)  # asked all the same: the hook keeps the trial's curve
+            return answer if epoch >= judged else None
+
+        return should_prune
 
     def promotion(self, final: bool = False) -> p.Job | None:
         """The paused trial the pruner would resume now (``final``: nothing else is left to run), or None."""

@@ -367,7 +367,7 @@ class Worker:
             with self.stopper.shielded():  # metrics are a convenience: never lose the trial for them
                 call_quietly(lambda: self.store.push_metrics(job, metrics), "storing epoch metrics", NOTICE)
 
-        should_prune = self.oracle.prune_hook(job.tid) if self.oracle is not None else None
+        should_prune = self.oracle.prune_hook(job.tid, judged=len(job.metrics)) if self.oracle is not None else None
         saved = self.checkpoint(job)
         checkpoint = str(saved) if saved is not None else None
         with self.stopper.interrupting():

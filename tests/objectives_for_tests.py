@@ -74,6 +74,18 @@ def fading_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None,
     return _curve_trial(0.9 ** (tid or 0), settings, on_epoch, should_prune, checkpoint)
 
 
+def forgetful_fading_curve(point, settings, *, tid=None, on_epoch=None, should_prune=None, checkpoint=None, **_):
+    """:func:`fading_curve` on a worker whose checkpoints are out of reach of the next one: a paused
+    trial's checkpoint is gone when it is promoted, so it trains its first epochs again."""
+    from pathlib import Path
+
+    result = fading_curve(point, settings, tid=tid, on_epoch=on_epoch, should_prune=should_prune,
+                          checkpoint=checkpoint)
+    if checkpoint:
+        Path(checkpoint).unlink(missing_ok=True)
+    return result
+
+
 def _curve_trial(level, settings, on_epoch, should_prune, checkpoint):
     import json
     from pathlib import Path

@@ -150,3 +150,20 @@ def test_two_workers_pause_and_resume_trials_through_the_store(tmp_path, kind):
     assert sorted(r["tid"] for r in _json_results(tmp_path / "results")) == list(range(16))
     kept = {path.name for path in (tmp_path / "results" / "checkpoints").glob("*/*")}
     assert kept == {f"trial_{j.tid + 1}.npz" for j in jobs if j.result.get("paused")}
+
+
+def test_a_promoted_trial_whose_checkpoint_is_out_of_reach_trains_again_without_being_judged_again(tmp_path):
+    # Two trials: both pause at the 1-epoch rung (2 // 3 = 0 go on), then the thin rung keeps its best,
+    # trial 0. Without its checkpoint it trains from epoch 1 again; were that epoch judged again it would
+    # pause again and be promoted again, for ever (so the search runs in a child process: a failure, not a hang).
+    args = [sys.executable, "-m", "hks", "search", "--space", SPACE, "--objective",
+            "tests.objectives_for_tests:forgetful_fading_curve", "--epochs", str(EPOCHS), "--algo", "rand",
+            "--max-evals", "2", "--prune", "asha", "--prune-pause", "--no-plots",
+            "--results-dir", str(tmp_path / "results"), "--trials-file", str(tmp_path / "results.pkl")]
+    done = subprocess.run(args, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = {r["tid"]: r for r in _json_results(tmp_path / "results")}
+    assert (results[0]["status"], results[0]["epochs_run"]) == ("ok", EPOCHS)
+    assert (results[1]["paused"], results[1]["pruned_at_epoch"]) == (True, 1)
+    out = done.stdout
+    assert out.count("trial 1 promoted: resumes after epoch 1") == 1 and out.count("promoted:") == 2

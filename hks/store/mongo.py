@@ -91,7 +91,7 @@ class MongoStore(p.JobStore):
         doc = self.jobs.find_one_and_update(
             {"exp_key": exp_key, "state": p.NEW},
             {"$set": {"state": p.RUNNING, "owner": owner, "lease_expires": now + lease_seconds,
-                      "heartbeat_at": now, "book_time": now, "metrics": []},
+                      "heartbeat_at": now, "book_time": now},
              "$inc": {"attempts": 1, "version": 1, "reservation": 1}},
             sort=[("tid", ASCENDING)], return_document=ReturnDocument.AFTER)
         return _job(doc) if doc is not None else None

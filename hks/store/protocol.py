@@ -20,7 +20,8 @@ A trial ("job") of experiment ``exp_key`` is identified by its hyperopt ``tid`` 
 * Whoever completes a trial writes its JSON result, once, after ``complete`` succeeded.
 * ``reopen`` puts a ``done`` trial whose result says it is paused (ASHA with ``--prune-pause``)
   back to ``new``, fenced by its ``version``: its result goes (the trial resumes from its checkpoint
-  and completes again), its attempts start again from 0.
+  and completes again), its attempts start again from 0, and the epochs it ran stay as its metrics
+  (``reserve`` keeps them): they were judged already, and are not judged again.
 * When the search is over the master calls :meth:`JobStore.finish_experiment`; workers seeing
   ``Experiment.finished_at`` set exit. A master (re)registering the experiment clears it.
 * ``version`` grows with every state change, so a reader can fetch only what changed.

@@ -233,7 +233,7 @@ class SqlStore(p.JobStore):
                 .where(jobs.c.exp_key == exp_key, jobs.c.tid == oldest.scalar_subquery(), jobs.c.state == p.NEW)
                 .values(state=p.RUNNING, owner=owner, attempts=jobs.c.attempts + 1, version=jobs.c.version + 1,
                         reservation=jobs.c.reservation + 1,
-                        lease_expires=now + lease_seconds, heartbeat_at=now, book_time=now, metrics="[]")
+                        lease_expires=now + lease_seconds, heartbeat_at=now, book_time=now)
                 .returning(*jobs.c))
         with self.writer.begin() as conn:
             row = conn.execute(stmt).first()
