@@ -79,7 +79,7 @@ class Oracle:
 
     def promotion(self, final: bool = False) -> p.Job | None:
         """The paused trial the pruner would resume now (``final``: nothing else is left to run), or None."""
-        if self.pruner is None:
+        if self.pruner is None or not self.pruner.pause:  # nothing to read at every poll of other searches
             return None
         from hks.pruners import curves_from_jobs, paused_trials
 

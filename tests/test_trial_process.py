@@ -5,6 +5,7 @@ that kills its own process as the kernel's out-of-memory killer would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -84,20 +85,28 @@ def test_keras_trials_train_in_child_processes_and_the_search_process_never_impo
     assert "epoch 2/2" in done.stdout  # the child's epoch lines reach the user
 
 
-def test_sigterm_kills_the_training_child_at_once_and_releases_its_trial(tmp_path, cifar10_dir):
-    command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "2", "--epochs", "200", "--patience", "200")
-    search = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+@contextlib.contextmanager
+def _search_reaching(command: list[str], line: str):
+    """A search started with ``command``, once it printed ``line`` (with its training child under way);
+    killed on the way out if it still runs."""
+    search = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:
-        for line in search.stdout:
-            if "epoch 1/200" in line:
+        for out in search.stdout:
+            if line in out:
                 break
+        yield search
+    finally:
+        search.kill()
+
+
+def test_sigterm_kills_the_training_child_at_once_and_releases_its_trial(tmp_path, cifar10_dir):
+    command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "2", "--epochs", "200", "--patience", "200")
+    with _search_reaching(command, "epoch 1/200") as search:
         children = psutil.Process(search.pid).children(recursive=True)
         assert children, "the trial trains in a child process"
         search.send_signal(signal.SIGTERM)
         search.communicate(timeout=120)
-    finally:
-        search.kill()
     assert search.returncode == 128 + signal.SIGTERM
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"training processes left behind: {alive}"
@@ -131,17 +140,10 @@ def test_a_users_script_without_a_main_guard_runs_once_with_trials_in_fresh_proc
 
 def test_a_search_killed_mid_trial_resumes_that_trial_from_its_checkpoint_when_run_again(tmp_path, cifar10_dir):
     command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "1", "--epochs", "8", "--patience", "8")
-    first = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
-    try:
-        for line in first.stdout:
-            if "epoch 2/8" in line:  # the checkpoint is written before the epoch's line
-                break
+    with _search_reaching(command, "epoch 2/8") as first:  # the checkpoint is written before the epoch's line
         children = psutil.Process(first.pid).children(recursive=True)
         first.kill()  # kill -9: nothing is handed back, the trial stays "running" in results.pkl
         first.wait(30)
-    finally:
-        first.kill()
     psutil.wait_procs(children, timeout=10)
     saved = list((tmp_path / "results" / "checkpoints").glob("*/trial_1.npz"))
     assert len(saved) == 1

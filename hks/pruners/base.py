@@ -108,6 +108,7 @@ class Pruner(abc.ABC):
     """Decides, after each epoch of a trial, whether to stop it."""
 
     name: str = ""
+    pause = False  # whether a stop only pauses the trial, which :meth:`promotion` may resume
     default_warmup_trials = 0  # --prune-warmup-trials auto: halving needs none (a thin rung keeps its best)
 
     def __init__(self, epochs: int, min_epochs: int = 1, reduction_factor: int = 3, warmup_trials: int = 0) -> None:

@@ -97,12 +97,11 @@ class Master:
         if study.finished_count() >= study.settings.max_evals and not study.promote(final=True):
             return True
         counts = study.oracle.records.counts()
-        wanted = self.queue_target(counts[p.RUNNING]) - counts[p.NEW]
-        while wanted > 0 and study.promote():  # paused trials first (ASHA with --prune-pause)
-            wanted -= 1
-            self.changed_at = time.monotonic()
-        counts = study.oracle.records.counts()
         room = study.settings.max_evals - study.finished_count() - counts[p.NEW] - counts[p.RUNNING]
+        wanted = self.queue_target(counts[p.RUNNING]) - counts[p.NEW]
+        while wanted > 0 and study.promote():  # paused trials first (ASHA with --prune-pause); a promotion
+            wanted -= 1                        # moves a trial from finished to queued: room stays as it is
+            self.changed_at = time.monotonic()
         if min(room, wanted) > 0:
             study.oracle.ask(min(room, wanted))
             self.changed_at = time.monotonic()
