@@ -63,29 +63,37 @@ BASELINE = "rand"
 
 # --- algorithms: each runs one problem for a budget with a seed and returns the losses in order ---
 
-def sequential(sampler, space: Any, problem: Problem, budget: int) -> list[float]:
-    """Losses of ``budget`` trials suggested one at a time by an hks sampler over in-memory records."""
+def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: int = 1) -> list[float]:
+    """Losses of ``budget`` trials of an hks sampler over in-memory records, ``pending`` out at a time as
+    with that many asynchronous workers: the first ``pending`` asked as one batch, then each time the
+    oldest finishes, one more asked with the others still pending. ``pending=1`` is a sequential search."""
     from hyperopt import space_eval
 
     from hks.store import protocol as p
 
     history: list[p.Job] = []
-    for tid in range(budget):
-        [doc] = sampler.suggest(history, [tid])
-        job = p.Job("bench", tid, doc=doc)
+
+    def ask(count: int) -> None:
+        tids = list(range(len(history), len(history) + count))
+        history.extend(p.Job("bench", tid, doc=doc) for tid, doc in zip(tids, sampler.suggest(history, tids)))
+
+    ask(min(pending, budget))
+    for job in history:
         job.state, job.result = p.DONE, {"status": "ok",
                                          "loss": float(problem.objective(space_eval(space, job.vals())))}
-        history.append(job)
+        if len(history) < budget:
+            ask(1)
     return [job.result["loss"] for job in history]
 
 
-def hyperopt_runner(algo: str) -> Runner:
-    """hks's sampler for ``--algo <algo>``, exactly as a search runs it (same start-up settings)."""
+def hyperopt_runner(algo: str, pending: int = 1) -> Runner:
+    """hks's sampler for ``--algo <algo>``, exactly as a search runs it (same start-up settings), with
+    ``pending`` trials out at a time."""
     def run(problem: Problem, budget: int, seed: int) -> list[float]:
         from hks.samplers import make_sampler
 
         space = problem.hyperopt()
-        return sequential(make_sampler(Settings(algo=algo, seed=seed), space), space, problem, budget)
+        return with_pending(make_sampler(Settings(algo=algo, seed=seed), space), space, problem, budget, pending)
 
     return run
 
@@ -97,58 +105,51 @@ def gp_runner(problem: Problem, budget: int, seed: int) -> list[float]:
 
     space = to_hyperopt(problem.space)
     sampler = AxSampler(Settings(algo="gp", seed=seed, threads=1), space, flat=problem.space)
-    return sequential(sampler, space, problem, budget)
+    return with_pending(sampler, space, problem, budget)
 
 
-def optuna_runner(problem: Problem, budget: int, seed: int) -> list[float]:
-    """Optuna's default sampler as shipped (TPE, untuned), asked define-by-run over the same hyperopt space."""
-    import optuna
-    from hyperopt import space_eval
-
-    from hks.samplers.optuna_space import ask_values, translate
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space, params = problem.hyperopt(), translate(problem.hyperopt())
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(lambda trial: problem.objective(space_eval(space, ask_values(trial, params))), n_trials=budget)
-    return [float(t.value) for t in study.trials]
-
-
-def parallel_runner(pending: int, knobs: dict[str, Any] | None = None) -> Runner:
-    """mtpe with ``pending`` trials out at a time: the first ``pending`` asked as one batch, then each time
-    the oldest finishes, one more asked with the other ``pending - 1`` still running (asynchronous workers);
-    ``knobs`` override :class:`hks.samplers.mtpe.Knobs`."""
+def optuna_runner(pending: int = 1) -> Runner:
+    """Optuna's default sampler as shipped (TPE, untuned), asked define-by-run over the same hyperopt space,
+    ``pending`` trials out at a time (asked, then told oldest first, as :func:`with_pending`)."""
     def run(problem: Problem, budget: int, seed: int) -> list[float]:
-        from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, space_eval
+        import optuna
+        from hyperopt import space_eval
 
-        from hks.samplers import mtpe
+        from hks.samplers.optuna_space import ask_values, translate
 
-        space, trials, rng = problem.hyperopt(), Trials(), np.random.default_rng(seed)
-        domain = Domain(problem.objective, space)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        space, params = problem.hyperopt(), translate(problem.hyperopt())
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+        asked = [study.ask() for _ in range(min(pending, budget))]
+        points = [ask_values(trial, params) for trial in asked]
         losses: list[float] = []
-
-        def ask(count: int) -> None:
-            ids = trials.new_trial_ids(count)
-            trials.insert_trial_docs(mtpe.suggest(ids, domain, trials, int(rng.integers(2**31 - 1)), **(knobs or {})))
-            trials.refresh()
-
-        ask(min(pending, budget))
         while len(losses) < budget:
-            doc = min((d for d in trials.trials if d["state"] != JOB_STATE_DONE), key=lambda d: d["tid"])
-            point = space_eval(space, {k: v[0] for k, v in doc["misc"]["vals"].items() if v})
-            losses.append(float(problem.objective(point)))
-            doc["result"], doc["state"] = {"status": STATUS_OK, "loss": losses[-1]}, JOB_STATE_DONE
-            trials.refresh()
-            if len(trials.trials) < budget:
-                ask(1)
+            losses.append(float(problem.objective(space_eval(space, points[len(losses)]))))
+            study.tell(asked[len(losses) - 1], losses[-1])
+            if len(asked) < budget:
+                asked.append(study.ask())
+                points.append(ask_values(asked[-1], params))
         return losses
 
     return run
 
 
+def mtpe_runner(pending: int, knobs: dict[str, Any]) -> Runner:
+    """``--algo mtpe`` with ``pending`` trials out at a time and :class:`hks.samplers.mtpe.Knobs` overridden."""
+    def run(problem: Problem, budget: int, seed: int) -> list[float]:
+        from hks.samplers import mtpe
+        from hks.samplers.hyperopt_algos import HyperoptSampler
+
+        space = problem.hyperopt()
+        sampler = HyperoptSampler("mtpe", space, seed, algorithm=functools.partial(mtpe.suggest, **knobs))
+        return with_pending(sampler, space, problem, budget, pending)
+
+    return run
+
+
 ALGORITHMS: dict[str, Runner] = {name: hyperopt_runner(name) for name in ("tpe", "rand", "anneal", "atpe", "mtpe")}
-ALGORITHMS["optuna"] = optuna_runner
-ALGORITHMS["mtpe-8"] = parallel_runner(8)
+ALGORITHMS["optuna"] = optuna_runner()
+ALGORITHMS.update({"tpe-8": hyperopt_runner("tpe", 8), "optuna-8": optuna_runner(8), "mtpe-8": mtpe_runner(8, {})})
 ALGORITHMS["gp"] = gp_runner
 
 
@@ -172,7 +173,7 @@ def runner(algo: str) -> Runner:
             knobs[name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             raise ValueError(f"mtpe knob {name} in {algo}: {value!r} is not a literal (say 0.2, 8 or False)") from None
-    return parallel_runner(int(match[1]), knobs)
+    return mtpe_runner(int(match[1]), knobs)
 
 
 def unavailable(algo: str) -> str | None:

@@ -257,3 +257,15 @@ def test_hks_lies_about_pending_trials_are_read_back_as_pending():
     docs, _ = sampler.docs.lied([*done, pending])
     history = mtpe.History.from_trials(translate(NESTED), trials_from_docs(docs).trials)
     assert history.state.tolist() == [mtpe.DONE] * 3 + [mtpe.PENDING] and history.n_done == 3
+
+
+def test_the_first_batch_of_many_workers_through_the_sampler_covers_a_tiny_space_without_repeats():
+    """Before any trial has a loss, hks's sampler still shows mtpe the pending points of the batch."""
+    from hks.samplers import make_sampler
+    from hks.store import protocol as p
+
+    tiny = {"a": hp.choice("a", [0, 1, 2]), "b": hp.choice("b", ["x", "y"])}
+    sampler = make_sampler(resolve({"algo": "mtpe", "seed": 5}), tiny)
+    docs = sampler.suggest([], list(range(6)))
+    points = {tuple(p.Job("e", tid, doc=doc).vals().items()) for tid, doc in enumerate(docs)}
+    assert len(points) == 6

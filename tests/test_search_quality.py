@@ -65,14 +65,19 @@ def test_an_mtpe_ablation_name_runs_mtpe_with_its_knobs_and_pending_trials(monke
 
     calls = []
     original = mtpe.suggest
-    monkeypatch.setattr(mtpe, "suggest", lambda ids, *args, **knobs: calls.append((len(ids), knobs))
-                        or original(ids, *args, **knobs))
+    def spy(ids, domain, trials, seed, **knobs):
+        pending = sum(bool((doc.get("result") or {}).get("lie")) for doc in trials.trials)
+        calls.append((len(trials.trials) - pending, pending, knobs))
+        return original(ids, domain, trials, seed, **knobs)
+
+    monkeypatch.setattr(mtpe, "suggest", spy)
     assert _split_algos("tpe,mtpe-8[local_prob=0.0,liar=False],mtpe") == [
         "tpe", "mtpe-8[local_prob=0.0,liar=False]", "mtpe"]
     losses = runner("mtpe-8[local_prob=0.0,liar=False]")(pb.PROBLEMS["conv_blocks"](), 12, 0)
     assert len(losses) == 12
-    assert calls[0] == (8, {"local_prob": 0.0, "liar": False})  # the first batch: 8 pending at once
-    assert [n for n, _ in calls[1:]] == [1] * 4 and all(k == calls[0][1] for _, k in calls)
+    # (finished, pending) seen at each suggestion: a first batch of 8, then one more as each finishes
+    assert [(done, pending) for done, pending, _ in calls] == [(0, i) for i in range(8)] + [(i, 7) for i in range(1, 5)]
+    assert all(knobs == {"local_prob": 0.0, "liar": False} for *_, knobs in calls)
     with pytest.raises(ValueError, match="unknown mtpe knob 'nope'"):
         runner("mtpe-1[nope=1]")
     with pytest.raises(ValueError, match="not a literal"):

@@ -10,6 +10,8 @@ trial id with that id's own seed. Two things differ from calling ``fmin``:
   the same batch) is shown to the algorithm as finished with the worst loss seen so far
   ("constant liar", Ginsbourger et al. 2010, pessimistic variant): the algorithm steers away
   from points already being evaluated, so workers asking at once get different points.
+  mtpe, which reads the lie as "pending", sees pending trials before any trial has a loss too,
+  so the first batch of a search with many workers is spread out and has no repeats.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class HyperoptSampler(Sampler):
         seed = trial_seed(self.seed, tid)
         if self.name == "rand":
             return self._random(tid, seed)
-        docs, scored_count = self.docs.lied(history)
+        docs, scored_count = self.docs.lied(history, before_scores=self.name == "mtpe")
         if scored_count < self.n_startup:
             return self._random(tid, seed)
         return job_doc(self.algorithm([tid], self.domain, trials_from_docs(docs), seed)[0])
@@ -95,9 +97,10 @@ class DocCache:
             self._finished[job.tid] = cached
         return cached[1], cached[2]
 
-    def lied(self, history: list[p.Job]) -> tuple[list[dict[str, Any]], int]:
-        """Documents of the finished trials, plus pending ones finished with the worst loss seen; and
-        how many finished trials have a loss (what the start-up phase counts)."""
+    def lied(self, history: list[p.Job], before_scores: bool = False) -> tuple[list[dict[str, Any]], int]:
+        """Documents of the finished trials, plus pending ones finished with the worst loss seen (none
+        before a loss is seen, unless ``before_scores``: then their lie has no loss); and how many
+        finished trials have a loss (what the start-up phase counts)."""
         docs, losses = [], []
         for job in history:
             if job.state in p.FINAL_STATES:
@@ -105,8 +108,8 @@ class DocCache:
                 docs.append(doc)
                 if loss is not None:
                     losses.append(loss)
-        if losses:
-            lie = {"status": base.STATUS_OK, "loss": max(losses), "lie": True}
+        if losses or before_scores:
+            lie = {"status": base.STATUS_OK, "loss": max(losses, default=None), "lie": True}
             docs += [sampler_doc(job, lie) for job in pending(history)]
         return sorted(docs, key=lambda doc: doc["tid"]), len(losses)
 
