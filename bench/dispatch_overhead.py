@@ -69,7 +69,7 @@ def _rss_mb(pid: int) -> float:
 def _settings(url: str, exp_key: str, results_dir: str, trials: int):
     from hks.config import Settings
 
-    return Settings(store=url, experiment_name=exp_key, space=SPACE_NAME, objective=OBJECTIVE,
+    return Settings(store=url, experiment_name=exp_key, space=SPACE_NAME, objective=OBJECTIVE, algo="tpe",
                     results_dir=results_dir, max_evals=trials, plots=False, lease_seconds=60.0, seed=0)
 
 
@@ -128,7 +128,7 @@ def master_cost(url: str, stored: int, rounds: int = 20) -> dict[str, float]:
     from hks.store import protocol as p
 
     exp_key = f"cost_{uuid.uuid4().hex[:8]}"
-    settings = Settings(experiment_name=exp_key, space=SPACE_NAME, objective=OBJECTIVE, seed=1)
+    settings = Settings(experiment_name=exp_key, space=SPACE_NAME, objective=OBJECTIVE, algo="tpe", seed=1)
     with open_store(url) as store:
         try:
             register(store, settings, SPACE, sleep_trial)

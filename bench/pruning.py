@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = Settings(dataset="cifar10", data_dir=str(DATA_DIR), download=False, dataset_size=args.dataset_size,
                         val_fraction=args.val_fraction, epochs=args.epochs, patience=args.patience,
                         threads=args.threads,
-                        max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
+                        algo="tpe", max_evals=args.trials, n_startup_trials=5, results_dir=tmp, plots=False,
                         prune_warmup_trials=args.warmup_trials, prune_reduction_factor=args.reduction_factor,
                         prune_min_epochs=args.min_epochs, prune_sampler_loss=args.sampler_loss)
         configure_tensorflow(base)

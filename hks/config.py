@@ -91,9 +91,12 @@ class Settings:
     jit: str = option("auto", "HKS_JIT", "XLA-compile the training step: on, off, or auto (Keras's choice: on "
                       "GPUs, off on CPUs)", choices=JIT_CHOICES)
     # --- the search ---------------------------------------------------------------------
-    algo: str = option("tpe", "HKS_ALGO", "search algorithm", choices=ALGORITHMS)
+    algo: str = option("mtpe", "HKS_ALGO", "search algorithm: mtpe (hks's multivariate TPE with local search), tpe "
+                       "(hyperopt's TPE), rand, anneal, atpe, or gp (Ax)", choices=ALGORITHMS)
     max_evals: int = option(100, "HKS_MAX_EVALS", "total trials, counting those already done")
-    n_startup_trials: int = option(20, "HKS_N_STARTUP_TRIALS", "random trials before TPE starts modelling")
+    n_startup_trials: int | str = option("auto", "HKS_N_STARTUP_TRIALS", "finished trials before tpe, atpe or mtpe "
+                                         "starts modelling (auto: the algorithm's own, 20 for hyperopt's, 10 for "
+                                         "mtpe)", parse=parse_count_or_auto)
     seed: int = option(42, "HKS_SEED", "seed of the search and of the validation split", identity=True)
     space: str = option("hks.space", "HKS_SPACE", "search space: a module name or a .py file defining SPACE",
         identity=True)

@@ -29,7 +29,7 @@ from hks.evaluation import Objective, as_result
 from hks.objective import check_setup
 from hks.oracle import Oracle
 from hks.progress import SearchProgress, next_step_line, trial_number
-from hks.samplers import make_sampler
+from hks.samplers import make_sampler, startup_trials
 from hks.space import load_space
 from hks.store import check_settings, open_store, store_url
 from hks.store import protocol as p
@@ -241,9 +241,10 @@ class Study:
 
     def _warn_startup(self) -> None:
         s = self.settings
-        if s.algo in ("tpe", "atpe") and s.max_evals <= s.n_startup_trials:
-            print(f"warning: --max-evals {s.max_evals} <= --n-startup-trials {s.n_startup_trials}: the sampler never "
-                  "gets past its random start-up phase, so this is a random search", flush=True)
+        startup = startup_trials(s)
+        if startup is not None and s.max_evals <= startup:
+            print(f"warning: --max-evals {s.max_evals} <= {startup} start-up trials (--n-startup-trials): the sampler "
+                  "never gets past its start-up phase, so this is a random search", flush=True)
         if s.algo == "gp" and s.max_evals <= s.gp_init_trials:
             print(f"warning: --max-evals {s.max_evals} <= --gp-init-trials {s.gp_init_trials}: the GP never models, "
                   "so this is a quasi-random search", flush=True)

@@ -17,7 +17,7 @@ def _parse(argv):
 def test_defaults_when_nothing_is_set():
     settings = config.resolve(_parse([]), environ={})
     assert settings == config.Settings()
-    assert settings.algo == "tpe" and settings.trials_file == "results.pkl"
+    assert settings.algo == "mtpe" and settings.n_startup_trials == "auto" and settings.trials_file == "results.pkl"
 
 
 def test_classic_environment_variables_are_read():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -57,13 +58,37 @@ def test_random_points_of_the_conditional_problems_never_beat_their_optimum():
         assert min(trials.losses()) > problem.optimum
 
 
-def test_benchmark_runs_mtpe_optuna_and_mtpe_with_8_pending_and_summarises_the_goal():
-    rows = run_benchmark(["conv_blocks"], ["rand", "tpe", "optuna", "mtpe", "mtpe-8"], [20, 40], 2,
-                         slow_seeds=0, slow_budget=0, log=lambda _: None)
-    assert {r.algo for r in rows} == {"rand", "tpe", "optuna", "mtpe", "mtpe-8"}
+def test_benchmark_runs_mtpe_optuna_and_each_with_8_pending_and_summarises_the_goal():
+    algos = ["rand", "tpe", "optuna", "mtpe", "tpe-8", "optuna-8", "mtpe-8"]
+    rows = run_benchmark(["conv_blocks"], algos, [20, 40], 2, slow_seeds=0, slow_budget=0, log=lambda _: None)
+    assert {r.algo for r in rows} == set(algos)
     assert all(r.median_best >= pb.conv_blocks().optimum for r in rows)
-    summary = goal_summary(rows, budgets=(40,), parallel_budget=40)
-    assert "@40: mean regret / random's: mtpe" in summary and "parallel @40 conv_blocks: mtpe-8" in summary
+    summary = goal_summary(rows, budgets=(40,), parallel_budget=40).splitlines()
+    assert summary[0].startswith("@40: mean regret / random's: mtpe") and "tpe " in summary[0]
+    assert summary[1].startswith("parallel @40 conv_blocks: mtpe-8 regret / mtpe's")
+    assert summary[2].startswith("@40: mean regret / random's: mtpe-8") and "optuna-8" in summary[2]
+
+
+@pytest.mark.parametrize("algo", ["tpe-8", "optuna-8"])
+def test_the_rivals_with_8_pending_ask_eight_before_the_first_result(monkeypatch, algo):
+    """The first 8 points are all asked before any is scored, so none can depend on another's result."""
+    cash, scored, asked = pb.cash(), [], []
+    problem = dataclasses.replace(cash, objective=lambda point: scored.append(point) or cash.objective(point))
+    if algo == "tpe-8":
+        from hks.samplers.hyperopt_algos import HyperoptSampler
+
+        original = HyperoptSampler.suggest
+        monkeypatch.setattr(HyperoptSampler, "suggest",
+                            lambda self, history, tids: asked.append(len(scored)) or original(self, history, tids))
+    else:
+        import optuna
+
+        original = optuna.Study.ask
+        monkeypatch.setattr(optuna.Study, "ask",
+                            lambda self, *args, **kw: asked.append(len(scored)) or original(self, *args, **kw))
+    first_batch = 1 if algo == "tpe-8" else 8  # hks asks for the 8 ids in one call; Optuna asks 8 times
+    losses = ALGORITHMS[algo](problem, 12, 0)
+    assert len(losses) == 12 and asked == [0] * first_batch + [1, 2, 3, 4]  # then one more as each finishes
 
 
 def test_eight_pending_runner_evaluates_each_suggestion_once():

@@ -13,7 +13,7 @@ import pytest
 from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, fmin, hp, rand, space_eval
 from hyperopt.pyll import scope
 
-from hks.config import resolve
+from hks.config import Settings, resolve
 from hks.errors import SpaceError
 from hks.samplers import mtpe
 from hks.samplers.hyperopt_algos import hyperopt_algorithm
@@ -269,3 +269,49 @@ def test_the_first_batch_of_many_workers_through_the_sampler_covers_a_tiny_space
     docs = sampler.suggest([], list(range(6)))
     points = {tuple(p.Job("e", tid, doc=doc).vals().items()) for tid, doc in enumerate(docs)}
     assert len(points) == 6
+
+
+def test_mtpe_is_the_default_and_algo_tpe_stays_hyperopts_tpe_with_its_20_random_trials():
+    from hyperopt import tpe
+
+    from hks.samplers import make_sampler, startup_trials
+
+    default = make_sampler(resolve({}), NESTED)
+    assert default.name == "mtpe" and default.algorithm.func is mtpe.suggest and default.n_startup == 0
+    classic = make_sampler(resolve({"algo": "tpe"}), NESTED)
+    assert classic.algorithm.func is tpe.suggest and classic.n_startup == 20
+    assert [startup_trials(resolve({"algo": a})) for a in ("tpe", "atpe", "mtpe", "rand", "anneal")] == [
+        20, 20, mtpe.Knobs.n_startup, None, None]
+    help_text = Settings.__dataclass_fields__["n_startup_trials"].metadata["help"]
+    assert f"20 for hyperopt's, {mtpe.Knobs.n_startup} for mtpe" in help_text  # the help says what auto does
+
+
+@pytest.mark.parametrize("count", [3, 6])
+def test_n_startup_trials_sets_how_many_finished_trials_mtpe_spreads_before_modelling(monkeypatch, count):
+    from hks.samplers import make_sampler
+    from hks.store import protocol as p
+
+    filled = []
+    original = mtpe.Proposer.space_filling
+    monkeypatch.setattr(mtpe.Proposer, "space_filling",
+                        lambda self, fixed=None: filled.append(self.history.n_done) or original(self, fixed))
+    flat = {"x": hp.uniform("x", 0, 1), "y": hp.uniform("y", 0, 1)}
+    sampler = make_sampler(resolve({"algo": "mtpe", "seed": 2, "n_startup_trials": count}), flat)
+    history = []
+    for tid in range(10):
+        job = p.Job("e", tid, doc=sampler.suggest(history, [tid])[0])
+        job.state, job.result = p.DONE, {"status": "ok", "loss": sum(job.vals().values())}
+        history.append(job)
+    assert filled == list(range(count))
+
+
+def test_a_space_mtpe_cannot_model_is_refused_before_the_search_with_the_way_out():
+    from hks.errors import SpaceError
+    from hks.samplers import make_sampler
+
+    computed = {"x": hp.uniform("x", 0, hp.uniform("top", 1, 2))}
+    with pytest.raises(SpaceError, match=r"--algo mtpe cannot model this space: .*bounds must be constants.*"
+                                         r"--algo tpe") as err:
+        make_sampler(resolve({}), computed)
+    assert "\n" not in str(err.value)
+    assert make_sampler(resolve({"algo": "tpe"}), computed).suggest([], [0])  # hyperopt's TPE still searches it

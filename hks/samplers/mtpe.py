@@ -40,6 +40,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
 from optuna.samplers._tpe.sampler import default_gamma, default_weights
 
+from hks.errors import SpaceError
 from hks.samplers.optuna_space import Param, idxs_vals, matrix, translate
 
 PARZEN = _ParzenEstimatorParameters(prior_weight=1.0, consider_magic_clip=True, consider_endpoints=False,
@@ -425,6 +426,15 @@ def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, **knobs
         miscs_update_idxs_vals([misc], idxs, vals)
         docs.extend(trials.new_trial_docs([new_id], [None], [domain.new_result()], [misc]))
     return docs
+
+
+def check_space(space: Any) -> None:
+    """Refuse, before the search starts, a space mtpe cannot model, saying how to search it anyway."""
+    try:
+        translate(space)
+    except SpaceError as exc:
+        raise SpaceError(f"--algo mtpe cannot model this space: {exc}. Fix the space, or search it with "
+                         "--algo tpe (hyperopt's TPE)") from None
 
 
 def _params(domain: Any) -> list[Param]:
