@@ -228,7 +228,8 @@ class Study:
             print(self.progress.describe_start(), flush=True)  # the budget is spent: says so, runs nothing
             return self.results
         self._warn_startup()
-        print(self.progress.describe_start() + (f" (store {self.store.url})" if self.url else ""), flush=True)
+        store = f", store {self.store.url}" if self.url else ""
+        print(f"{self.progress.describe_start()} (--algo {self.settings.algo}{store})", flush=True)
         if self._draws_models():
             from hks.objective import configure_tensorflow
 

@@ -108,7 +108,7 @@ def test_a_modern_search_trains_end_to_end_from_the_command_line(tmp_path, cifar
     args = [sys.executable, "-m", "hks", "search", "--space", "modern", "--dataset", "cifar10", "--data-dir",
             str(cifar10_dir), "--no-download", "--dataset-size", "300", "--epochs", "1", "--max-evals", "1",
             "--threads", "1", "--precision", "mixed", "--jit", "on", "--no-plots", "--results-dir", str(results),
-            "--trials-file", str(tmp_path / "results.pkl"), "--n-startup-trials", "1"]
+            "--trials-file", str(tmp_path / "results.pkl"), "--algo", "tpe", "--n-startup-trials", "1"]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (result_file,) = results.glob("model_*.txt.json")
