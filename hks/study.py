@@ -245,7 +245,7 @@ class Study:
         startup = startup_trials(s)
         if startup is not None and s.max_evals <= startup:
             print(f"warning: --max-evals {s.max_evals} <= {startup} start-up trials (--n-startup-trials): the sampler "
-                  "never gets past its start-up phase, so this is a random search", flush=True)
+                  "never gets past its start-up phase, so no trial learns from the others", flush=True)
         if s.algo == "gp" and s.max_evals <= s.gp_init_trials:
             print(f"warning: --max-evals {s.max_evals} <= --gp-init-trials {s.gp_init_trials}: the GP never models, "
                   "so this is a quasi-random search", flush=True)

@@ -369,3 +369,16 @@ def test_a_running_search_rewrites_its_live_report(tiny_settings, monkeypatch):
     live = [snap for snap in written if not isinstance(snap, list)]
     assert live and live[0].finished is False and live[0].budget == 2 and len(live[0].results) == 1
     assert (Path(tiny_settings.results_dir) / "report.html").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("algo, startup, warned", [("mtpe", "auto", "3 <= 10 start-up trials"),
+                                                   ("tpe", "auto", "3 <= 20 start-up trials"),
+                                                   ("mtpe", 2, None), ("rand", "auto", None)])
+def test_a_budget_within_the_start_up_trials_is_warned_about_and_the_sampler_named(tmp_path, capsys, algo,
+                                                                                   startup, warned):
+    settings = _quick_settings(tmp_path, algo=algo, n_startup_trials=startup)
+    with st.Study(settings, space=QUICK, objective=square) as study:
+        study.optimize()
+    out = capsys.readouterr().out
+    assert f"starting search: 3 trials (--algo {algo})" in out
+    assert ("never gets past its start-up phase" in out) == bool(warned) and (warned or "") in out

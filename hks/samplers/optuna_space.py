@@ -73,16 +73,18 @@ class Param:
         return np.clip(raw, dist.low, dist.high)
 
 
-def _literal(label: str, node: Apply) -> Any:
+def _literal(node: Apply, label: str | None = None) -> Any:
+    """A constant of the space (a bound of ``label``, or a label itself), refused when it is computed."""
     if not hasattr(node, "obj"):
-        raise SpaceError(f"hyperparameter {label!r}: bounds must be constants, got an expression ({node.name})")
+        what = f"hyperparameter {label!r}: bounds" if label else "hyperparameter labels"
+        raise SpaceError(f"{what} must be constants, got an expression ({node.name})")
     return node.obj
 
 
 def _distribution(label: str, node: Apply, is_index: bool) -> tuple[str, BaseDistribution, float | None]:
     """(kind, Optuna distribution, q) of one hyperopt distribution node."""
     name = node.name
-    args = [_literal(label, a) for a in node.pos_args] + [_literal(label, v) for _, v in node.named_args]
+    args = [_literal(a, label) for a in node.pos_args] + [_literal(v, label) for _, v in node.named_args]
     if name == "categorical":  # hp.pchoice: p is a list of probabilities
         return "choice", CategoricalDistribution(list(range(len(args[0])))), None
     if name == "randint":
@@ -111,14 +113,14 @@ def _walk(node: Apply, condition: Condition, found: dict[str, dict[str, Any]], s
     """Collect every hyperparameter node under ``node`` with the condition of the path to it."""
     if node.name == "switch":
         index = node.inputs()[0]
-        label = _literal("label", index.arg["label"])
+        label = _literal(index.arg["label"])
         _walk(index, condition, found, seen)
         found[label]["is_index"] = True
         for i, option in enumerate(node.inputs()[1:]):
             _walk(option, condition + ((label, i),), found, seen)
         return
     if node.name == "hyperopt_param":
-        label = _literal("label", node.arg["label"])
+        label = _literal(node.arg["label"])
         entry = found.setdefault(label, {"node": node.arg["obj"], "conditions": [], "is_index": False})
         if entry["node"] is not node.arg["obj"]:
             raise SpaceError(f"the label {label!r} is used by two different hyperparameters; give each its own label")
