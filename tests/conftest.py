@@ -35,7 +35,7 @@ def cifar10_dir() -> Path:
 def tiny_settings(tmp_path: Path, cifar100_dir: Path) -> Settings:
     """A search that finishes in seconds: CIFAR-100 mini, 1 epoch, one thread, files under tmp_path.
     hyperopt's TPE, whose random start-up draws small models here (mtpe's space-filling design draws
-    residual units in two of three); the default sampler's real training is tested on its own."""
+    residual units in two of three, doubling the time); the README's commands train with the default."""
     return Settings(data_dir=str(cifar100_dir), download=False, epochs=1, patience=1, threads=1, algo="tpe",
                     max_evals=3, n_startup_trials=2, results_dir=str(tmp_path / "results"),
                     trials_file=str(tmp_path / "results.pkl"), plots=False)

@@ -44,7 +44,7 @@ def _records(path):
 # --- the real CNN search in process --------------------------------------------------------------
 
 def test_classic_space_search_writes_json_results_trials_and_plots(tiny_settings, capsys):
-    settings = tiny_settings.replace(plots=True, algo=Settings().algo)  # the default sampler, in real training
+    settings = tiny_settings.replace(plots=True)
     results = st.run_search(settings)
     assert len(results) == 3
     saved = load_results(settings.results_dir)
@@ -63,7 +63,7 @@ def test_classic_space_search_writes_json_results_trials_and_plots(tiny_settings
     assert (results_dir / "model_best.png").stat().st_size > 1000
     assert (results_dir / "report.html").stat().st_size > 1000
     out = capsys.readouterr().out
-    assert "starting search: 3 trials (--algo mtpe)" in out  # the default sampler, named
+    assert "starting search: 3 trials (--algo tpe)" in out
     assert "trial 3/3:" in out and "search done: 3 trials" in out
 
 
