@@ -270,10 +270,26 @@ def _problem(name: str) -> Problem:
     return PROBLEMS[name]()
 
 
+Runs = dict[str, dict[str, dict[int, list[float]]]]  # runs[problem][algo][seed]: the losses in order
+
+
 def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
                   slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print, jobs: int = 1,
                   seed_offset: int = 0) -> list[Row]:
-    """Run every (problem, algorithm, seed), in ``jobs`` processes, and return the table rows; one line per run.
+    """The table rows of :func:`collect_runs`."""
+    runs = collect_runs(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget, log=log,
+                        jobs=jobs, seed_offset=seed_offset)
+    return table_rows(runs, budgets)
+
+
+def table_rows(runs: Runs, budgets: Sequence[int]) -> list[Row]:
+    return [row for name in runs for row in summarize(_problem(name), runs[name], budgets)]
+
+
+def collect_runs(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
+                 slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print, jobs: int = 1,
+                 seed_offset: int = 0) -> Runs:
+    """Run every (problem, algorithm, seed), in ``jobs`` processes, and return the losses; one line per run.
     Seeds start at ``seed_offset``, so that tuning (seeds >= 100) never sees the reported seeds (0-19)."""
     tasks = []
     for name in problems:
@@ -285,14 +301,14 @@ def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequen
             budget = min(slow_budget, max(budgets)) if slow else max(budgets)
             tasks.extend((name, algo, budget, seed_offset + seed) for seed in range(slow_seeds if slow else seeds))
     started = time.perf_counter()
-    runs: dict[str, dict[str, dict[int, list[float]]]] = {name: {} for name in problems}
+    runs: Runs = {name: {} for name in problems}
     with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
         results = pool.map(_one_run, tasks) if pool else map(_one_run, tasks)
         for (name, algo, budget, seed), (losses, seconds) in zip(tasks, results):
             runs[name].setdefault(algo, {})[seed] = losses
             log(f"  {name} {algo} seed {seed}: best {min(losses):.6g} after {budget} evaluations "
                 f"({seconds:.1f}s; {time.perf_counter() - started:.0f}s total)")
-    return [row for name in problems for row in summarize(_problem(name), runs[name], budgets)]
+    return runs
 
 
 def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
@@ -355,6 +371,47 @@ def _against_rivals(cell: dict[tuple[str, str, int], Row], problems: Sequence[st
     return lines
 
 
+PARALLEL_PAIRS = (("mtpe-8", "mtpe"), ("tpe-8", "tpe"), ("optuna-8", "optuna"))  # (8 pending, sequential)
+
+
+def median_regret_curve(problem: Problem, by_seed: dict[int, list[float]], length: int) -> list[float]:
+    """Median simple regret after 1, 2, ... ``length`` evaluations, over the seeds (non-increasing)."""
+    best = np.minimum.accumulate(np.array([losses[:length] for losses in by_seed.values()]), axis=1)
+    return list(np.median(best - problem.optimum, axis=0))
+
+
+def evaluations_to_reach(curve: Sequence[float], regret: float) -> int | None:
+    """The fewest evaluations after which ``curve`` (median regret by evaluation) is at most ``regret``."""
+    reached = np.flatnonzero(np.asarray(curve) <= regret)
+    return int(reached[0]) + 1 if len(reached) else None
+
+
+def parallel_lag(runs: Runs, budget: int = 100, pairs: Sequence[tuple[str, str]] = PARALLEL_PAIRS) -> str:
+    """What 8 pending trials cost each sampler, in evaluations: the budget at which the sampler run one
+    trial at a time reaches the median regret it reaches with 8 pending after ``budget``; and the lag
+    that the 10 % clause allows, read off the first pair's sequential curve (how steep it is there)."""
+    lines = []
+    for name, by_algo in runs.items():
+        problem, cells, allowance = _problem(name), [], None
+        for parallel, sequential in pairs:
+            if not all(algo in by_algo and all(len(r) >= budget for r in by_algo[algo].values())
+                       for algo in (parallel, sequential)):
+                continue
+            curve = median_regret_curve(problem, by_algo[sequential], budget)
+            target = median_regret_curve(problem, by_algo[parallel], budget)[-1]
+            if target <= curve[-1]:
+                cells.append(f"{parallel} as good as {sequential}")
+            else:
+                matched = evaluations_to_reach(curve, target)
+                cells.append(f"{parallel} = {sequential} after {matched} ({budget - matched} behind)")
+            if allowance is None:
+                allowance = f"; within 10 % of {sequential} means at most " \
+                            f"{budget - evaluations_to_reach(curve, 1.1 * curve[-1])} behind"
+        if cells:
+            lines.append(f"8 pending @{budget} {name}: " + ", ".join(cells) + allowance)
+    return "\n".join(lines)
+
+
 def _split_algos(text: str) -> list[str]:
     """``--algos`` split at the commas outside brackets (``tpe,mtpe-8[local_prob=0,liar=False]``)."""
     return re.findall(r"[^,\[]+(?:\[[^\]]*\])?", text)
@@ -410,17 +467,17 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"budgets {budgets}; "
           f"slow {'/'.join(SLOW_ALGOS)}: {slow_seeds} seeds up to {slow_budget} evaluations", flush=True)
     started = time.perf_counter()
-    rows = run_benchmark(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget,
-                         log=lambda line: print(line, flush=True), jobs=args.jobs,
-                         seed_offset=args.seed_offset)
+    runs = collect_runs(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget,
+                        log=lambda line: print(line, flush=True), jobs=args.jobs, seed_offset=args.seed_offset)
+    rows = table_rows(runs, budgets)
     print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
           f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "
           f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
           f"{time.perf_counter() - started:.0f}s in all.\n")
     print(format_table(rows, budgets))
-    summary = goal_summary(rows)
-    if summary:
-        print("\n" + summary)
+    for text in (goal_summary(rows), parallel_lag(runs)):
+        if text:
+            print("\n" + text)
     if args.cost_trials and "mtpe" in algos:
         cost = suggestion_ms(args.cost_trials)
         print(f"\nCPU ms per suggestion after {args.cost_trials} finished trials of the classic space (median of 5): "

@@ -14,7 +14,7 @@ from hyperopt import Trials, fmin, rand
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import problems as pb  # noqa: E402
-from bench.search_quality import ALGORITHMS, goal_summary, run_benchmark  # noqa: E402
+from bench.search_quality import ALGORITHMS, goal_summary, parallel_lag, run_benchmark  # noqa: E402
 from hks.space import ACTIVATIONS, OPTIMIZERS, POOLING_TYPES  # noqa: E402
 
 CLASSIC_BEST_FLOATS = {"lr_rate_mult": 1.1 * 1.35, "l2_weight_reg_mult": 0.5, "batch_size": 160,
@@ -95,3 +95,15 @@ def test_eight_pending_runner_evaluates_each_suggestion_once():
     problem = pb.cash()
     losses = ALGORITHMS["mtpe-8"](problem, 30, 0)
     assert len(losses) == 30 and len(set(losses)) == 30  # no point evaluated twice
+
+
+def test_parallel_lag_reads_how_many_evaluations_behind_its_sequential_self_each_sampler_is():
+    optimum = pb.PROBLEMS["branin"]().optimum
+    sequential = [optimum + 199 - i for i in range(100)]  # regret after k evaluations: 200 - k
+    behind = [optimum + 212 - i for i in range(100)]  # regret 113 after 100: where sequential is after 87
+    runs = {"branin": {"mtpe": {0: sequential, 1: sequential}, "mtpe-8": {0: behind, 1: behind},
+                       "tpe": {0: sequential}, "tpe-8": {0: sequential}}}
+    line = parallel_lag(runs)
+    assert line == ("8 pending @100 branin: mtpe-8 = mtpe after 87 (13 behind), tpe-8 as good as tpe; "
+                    "within 10 % of mtpe means at most 10 behind")  # 110 is 1.1 x 100, reached after 90
+    assert parallel_lag(runs, budget=101) == ""  # no run went that far
