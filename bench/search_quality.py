@@ -16,8 +16,8 @@ Printed per (problem, algorithm, budget):
 The GP and ATPE cost up to seconds per suggestion, so these slow algorithms run fewer seeds and a
 smaller budget (``--slow-seeds``, ``--slow-budget``); the table says so. ``--full`` runs every
 problem, every algorithm, more seeds and the slow ones further. With mtpe, a summary checks its goal
-cell by cell against tpe and optuna, compares mtpe-8 with mtpe, and times one suggestion of each
-after 1,000 trials (CPU time).
+cell by cell against tpe and optuna, compares mtpe-8 with mtpe, says how many evaluations 8 pending
+cost each sampler at 100, and times one suggestion of each after 1,000 trials (CPU time).
 
 The sampler comparison of the README and bench/results/search_quality.md (held out: NAS-Bench-201,
 never run here; mtpe's defaults were tuned with ``--seed-offset 100``, the table uses seeds 0-19):
