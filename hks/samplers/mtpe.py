@@ -6,7 +6,9 @@ A hyperopt ``suggest`` function (``suggest(new_ids, domain, trials, seed)``), so
 * **start-up** (fewer than ``n_startup`` finished trials): the most distant of ``n_fill``
   random points from every trial so far, pending ones included (space-filling, not i.i.d.);
 * **local search** (probability ``local_prob``): a one- or two-parameter move from one of the best
-  trials, the move White et al. (2020) found state of the art on cell-based NAS tables;
+  trials, the move White et al. (2020) found state of the art on cell-based NAS tables; with pending
+  moves from the same trial (several workers), it prefers the parameters they did not move, so that a
+  batch tries different directions rather than the same one twice;
 * **branch turn** (probability ``arm_prob`` times the share of the parameters that belong to one
   option of a top-level ``hp.choice``, so none in a flat space): the top-level branch (say, a model
   family) with the fewest trials gets the turn, and the point is TPE fitted to that branch's trials
@@ -66,6 +68,8 @@ class Knobs:
     n_branch_startup: int = 3  # finished trials of a branch before its turns are modelled
     max_arms: int = 64  # more top-level branches than this: turns only go to those already tried
     max_above: int = 250  # g(x) is fitted to the most recent this many other trials (cost stays flat)
+    spread: float = 0.25  # a local move's odds of moving a parameter, times this per pending neighbour of its
+    # base that moved it (1: no preference); only pending trials count, so one worker is unaffected
 
 
 class Space:
@@ -129,14 +133,17 @@ def _external(dist: Any, value: float) -> Any:
     return int(round(value))
 
 
-def near_duplicate(x: np.ndarray, known: np.ndarray, tol: np.ndarray) -> bool:
-    """Whether encoded point ``x`` matches a row of ``known`` on activity, choices, integers and
-    (within ``tol``) floats."""
-    if not len(known):
-        return False
+def differences(x: np.ndarray, known: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """(rows of ``known`` x parameters): where encoded point ``x`` differs from the row in activity,
+    choice, integer or (beyond ``tol``) float."""
     x_nan, k_nan = np.isnan(x), np.isnan(known)
     same = (x_nan & k_nan) | (~x_nan & ~k_nan & (np.abs(np.nan_to_num(known) - np.nan_to_num(x)) <= tol + 1e-12))
-    return bool(same.all(axis=1).any())
+    return ~same
+
+
+def near_duplicate(x: np.ndarray, known: np.ndarray, tol: np.ndarray) -> bool:
+    """Whether encoded point ``x`` matches a row of ``known`` everywhere (see :func:`differences`)."""
+    return bool(len(known)) and bool((~differences(x, known, tol).any(axis=1)).any())
 
 
 def distances(points: np.ndarray, known: np.ndarray, categorical: np.ndarray) -> np.ndarray:
@@ -217,12 +224,16 @@ def random_point(params: list[Param], rng: np.random.Generator) -> dict[str, Any
 
 
 def neighbour(params: list[Param], base: dict[str, Any], rng: np.random.Generator,
-              donor: dict[str, Any]) -> dict[str, Any]:
+              donor: dict[str, Any], weights: dict[str, float] | None = None) -> dict[str, Any]:
     """``base`` with one (sometimes two) active parameters moved a step; a newly opened branch takes
     its values from ``donor`` (the best trial's value of each parameter) or else at random."""
     moved = dict(base)
     active = [p for p in params if p.label in base]
-    for p in rng.choice(active, size=min(len(active), 1 + int(rng.random() < 0.3)), replace=False):
+    chance = None
+    if weights:
+        w = np.array([weights.get(p.label, 1.0) for p in active])
+        chance = w / w.sum()
+    for p in rng.choice(active, size=min(len(active), 1 + int(rng.random() < 0.3)), replace=False, p=chance):
         moved[p.label] = _step(p, base[p.label], rng)
     return complete(params, moved, lambda p: donor[p.label] if p.label in donor else random_value(p, rng))
 
@@ -377,11 +388,25 @@ class Proposer:
             starts.insert(0, self._branch_leader(ranked))
         for row in starts:
             base = self.space.values(self.history.x[row])
+            weights = self._unmoved(row) if self.knobs.spread != 1.0 else None
             for _ in range(tries):
-                candidate = neighbour(self.space.params, base, self.rng, donor)
+                candidate = neighbour(self.space.params, base, self.rng, donor, weights)
                 if self.fresh(candidate):
                     return candidate
         return None
+
+    def _unmoved(self, row: int) -> dict[str, float] | None:
+        """Weights that favour the parameters no pending neighbour of trial ``row`` has moved (a batch of
+        local moves then explores different directions), or None without such neighbours."""
+        pending = np.flatnonzero(self.history.state == PENDING)
+        if not len(pending):
+            return None
+        differs = differences(self.known[row], self.known[pending], self.space.tol)
+        near = differs.sum(axis=1) <= 2  # a local move changes one or two parameters
+        if not near.any():
+            return None
+        counts = differs[near].sum(axis=0)
+        return {p.label: self.knobs.spread ** counts[j] for j, p in enumerate(self.space.params)}
 
     def _branch_leader(self, ranked: np.ndarray) -> int:
         """The best trial of a random branch: one combination of the choices that open other
