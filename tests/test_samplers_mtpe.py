@@ -315,3 +315,42 @@ def test_a_space_mtpe_cannot_model_is_refused_before_the_search_with_the_way_out
         make_sampler(resolve({}), computed)
     assert "\n" not in str(err.value)
     assert make_sampler(resolve({"algo": "tpe"}), computed).suggest([], [0])  # hyperopt's TPE still searches it
+
+
+SIX = {f"p{i}": hp.uniform(f"p{i}", 0, 1) for i in range(6)}
+
+
+def _moved_by_a_batch_of_local_moves(seed: int, **knobs) -> list[set[int]]:
+    """The parameters that each of a batch of 6 local moves changed, against the best of 12 finished trials."""
+    trials = Trials()
+    _ask(trials, SIX, trials.new_trial_ids(12), seed=seed)
+    _finish(trials, lambda p: sum((v - 0.3) ** 2 for v in p.values()), SIX)
+    _ask(trials, SIX, trials.new_trial_ids(6), seed=seed + 100, local_prob=1.0, **knobs)
+    space = mtpe.Space(translate(SIX), mtpe.Knobs().min_gap)
+    history = mtpe.History.from_trials(space.params, trials.trials)
+    encoded = space.encode(history.x)
+    changed = mtpe.differences(encoded[history.ranked()[0]], encoded[12:], space.tol)
+    return [set(np.flatnonzero(row)) for row in changed]
+
+
+def _first_three_disjoint(seed: int, **knobs) -> bool:
+    moves = _moved_by_a_batch_of_local_moves(seed, **knobs)[:3]  # at most 6 parameters in all
+    return sum(map(len, moves)) == len(set().union(*moves))
+
+
+def test_a_batch_of_local_moves_spreads_over_the_parameters_its_pending_moves_left_alone():
+    seeds = range(12)
+    assert all(_first_three_disjoint(seed, spread=1e-9) for seed in seeds)  # strict: never the same one twice
+    spread = sum(_first_three_disjoint(seed) for seed in seeds)  # the default
+    independent = sum(_first_three_disjoint(seed, spread=1.0) for seed in seeds)
+    assert spread > independent, (spread, independent)
+
+
+def test_spreading_local_moves_changes_nothing_for_one_worker():
+    def search(spread: float) -> list[dict]:
+        trials = Trials()
+        fmin(nested_loss, NESTED, algo=functools.partial(mtpe.suggest, spread=spread, local_prob=0.7), max_evals=30,
+             trials=trials, rstate=np.random.default_rng(3), show_progressbar=False)
+        return [_point(doc) for doc in trials.trials]
+
+    assert search(mtpe.Knobs().spread) == search(1.0)

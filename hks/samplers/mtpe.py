@@ -406,7 +406,8 @@ class Proposer:
         if not near.any():
             return None
         counts = differs[near].sum(axis=0)
-        return {p.label: self.knobs.spread ** counts[j] for j, p in enumerate(self.space.params)}
+        weights = np.maximum(self.knobs.spread ** (counts - counts.min()), 1e-9)  # never all zero, never underflow
+        return {p.label: float(weights[j]) for j, p in enumerate(self.space.params)}
 
     def _branch_leader(self, ranked: np.ndarray) -> int:
         """The best trial of a random branch: one combination of the choices that open other
