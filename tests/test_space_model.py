@@ -1,4 +1,5 @@
-"""Every point of the classic space builds a valid two-headed model, and every option gets used."""
+"""Sampled points of the classic space use every option, and points showing every option and pair of
+structural options build valid two-headed models."""
 
 import itertools
 from collections import Counter

@@ -386,7 +386,7 @@ class Proposer:
             starts.insert(0, self._branch_leader(ranked))
         for row in starts:
             base = self.space.values(self.history.x[row])
-            weights = self._unmoved(row) if self.knobs.spread != 1.0 else None
+            weights = self._unmoved(row)
             for _ in range(tries):
                 candidate = neighbour(self.space.params, base, self.rng, donor, weights)
                 if self.fresh(candidate):
@@ -395,9 +395,10 @@ class Proposer:
 
     def _unmoved(self, row: int) -> dict[str, float] | None:
         """Weights that favour the parameters no pending neighbour of trial ``row`` has moved (a batch of
-        local moves then explores different directions), or None without such neighbours."""
+        local moves then explores different directions), or None without such neighbours or with
+        ``spread`` 1 (then the moves draw exactly as they did before the knob existed)."""
         pending = np.flatnonzero(self.history.state == PENDING)
-        if not len(pending):
+        if self.knobs.spread == 1.0 or not len(pending):
             return None
         differs = differences(self.known[row], self.known[pending], self.space.tol)
         near = differs.sum(axis=1) <= 2  # a local move changes one or two parameters
