@@ -356,3 +356,58 @@ def test_spread_changes_nothing_for_one_worker():
 
     assert mtpe.Knobs().spread == 1.0  # off
     assert search(0.25) == search(1.0)
+
+
+def _insert(trials, space, values: dict, loss: float | None) -> None:
+    """A trial at ``values``: finished with ``loss``, or pending (None)."""
+    from hyperopt.base import miscs_update_idxs_vals
+
+    tid = trials.new_trial_ids(1)[0]
+    idxs, vals = idxs_vals(translate(space), values, tid)
+    misc = {"tid": tid, "cmd": None, "workdir": None}
+    miscs_update_idxs_vals([misc], idxs, vals)
+    doc = trials.new_trial_docs([tid], [None], [{"status": "new"}], [misc])[0]
+    if loss is not None:
+        doc["result"], doc["state"] = {"status": STATUS_OK, "loss": loss}, JOB_STATE_DONE
+    trials.insert_trial_docs([doc])
+    trials.refresh()
+
+
+def _siblings(pending: bool) -> Trials:
+    """Ten poor random trials; a base; two moves from it that both improved it, each in its own
+    parameter (p0: the best trial, p1: less); and, if ``pending``, one trial still out."""
+    trials, rng = Trials(), np.random.default_rng(0)
+    for _ in range(10):
+        _insert(trials, SIX, {f"p{i}": float(rng.uniform(0.6, 1.0)) for i in range(6)}, 5.0)
+    base = {f"p{i}": 0.5 for i in range(6)}
+    _insert(trials, SIX, base, 3.0)
+    _insert(trials, SIX, base | {"p0": 0.2}, 1.0)
+    _insert(trials, SIX, base | {"p1": 0.8}, 2.0)
+    if pending:
+        _insert(trials, SIX, {f"p{i}": 0.05 for i in range(6)}, None)
+    return trials
+
+
+def test_with_trials_pending_a_local_move_carries_an_improving_sibling_over_to_the_best():
+    trials, best = _siblings(pending=True), {"p0": 0.2} | {f"p{i}": 0.5 for i in range(1, 6)}
+    [doc] = _ask(trials, SIX, trials.new_trial_ids(1), seed=0, local_prob=1.0, merge=1.0)
+    assert _point(doc) == best | {"p1": 0.8}
+    [doc] = _ask(trials, SIX, trials.new_trial_ids(1), seed=0, local_prob=1.0, merge=1.0)
+    moved = {label for label, value in _point(doc).items() if value != best[label]}
+    assert 1 <= len(moved) <= 2 and _point(doc) != best | {"p1": 0.8}  # merged once: then plain moves from the best
+
+
+def test_merging_siblings_waits_for_pending_trials_and_changes_nothing_for_one_worker():
+    def alone(merge: float) -> dict:
+        [doc] = _ask(_siblings(pending=False), SIX, [13], seed=0, local_prob=1.0, merge=merge)
+        return _point(doc)
+
+    assert alone(1.0) == alone(0.0)
+
+    def search(merge: float) -> list[dict]:
+        trials = Trials()
+        fmin(nested_loss, NESTED, algo=functools.partial(mtpe.suggest, merge=merge, local_prob=0.7), max_evals=30,
+             trials=trials, rstate=np.random.default_rng(3), show_progressbar=False)
+        return [_point(doc) for doc in trials.trials]
+
+    assert search(1.0) == search(0.0)

@@ -6,7 +6,9 @@ A hyperopt ``suggest`` function (``suggest(new_ids, domain, trials, seed)``), so
 * **start-up** (fewer than ``n_startup`` finished trials): the most distant of ``n_fill``
   random points from every trial so far, pending ones included (space-filling, not i.i.d.);
 * **local search** (probability ``local_prob``): a one- or two-parameter move from one of the best
-  trials, the move White et al. (2020) found state of the art on cell-based NAS tables;
+  trials, the move White et al. (2020) found state of the art on cell-based NAS tables; with trials
+  pending, half of them (``merge``) instead carry over to the best trial a move that improved another
+  finished trial, as moves asked together come back together;
 * **branch turn** (probability ``arm_prob`` times the share of the parameters that belong to one
   option of a top-level ``hp.choice``, so none in a flat space): the top-level branch (say, a model
   family) with the fewest trials gets the turn, and the point is TPE fitted to that branch's trials
@@ -68,6 +70,9 @@ class Knobs:
     max_above: int = 250  # g(x) is fitted to the most recent this many other trials (cost stays flat)
     spread: float = 1.0  # a local move's odds of moving a parameter, times this per pending neighbour of its
     # base that moved it (1: no preference); an ablation: 0.25 helped on the tuning seeds, not on seeds 0-59
+    merge: float = 0.5  # with trials pending, share of local moves that carry an improving sibling move over to the
+    # best trial (0: never); tuned on seeds 100-139, checked on 0-59 (bench/results/search_quality.md)
+    merge_top: int = 32  # improving moves are looked for among those that ended in this many best trials
 
 
 class Space:
@@ -181,6 +186,10 @@ class History:
     @property
     def n_done(self) -> int:
         return int((self.state == DONE).sum())
+
+    @property
+    def n_pending(self) -> int:
+        return int((self.state == PENDING).sum())
 
     def ranked(self) -> np.ndarray:
         """Rows of the finished trials, best first (ties: the earlier)."""
@@ -381,6 +390,10 @@ class Proposer:
         if not len(ranked):
             return None
         donor = self._donor(ranked)
+        if self.knobs.merge and self.history.n_pending and self.rng.random() < self.knobs.merge:
+            merged = self.merged(ranked)
+            if merged is not None:
+                return merged
         starts = list(ranked[:bases])
         if self.rng.random() < self.knobs.branch_prob:
             starts.insert(0, self._branch_leader(ranked))
@@ -392,6 +405,38 @@ class Proposer:
                 if self.fresh(candidate):
                     return candidate
         return None
+
+    def merged(self, ranked: np.ndarray) -> dict[str, Any] | None:
+        """The best trial with an improving sibling move carried over to it (see :meth:`improving_moves`).
+
+        Why, with trials pending only: a sequential hill-climb moves from each new best at once. With 8
+        pending, the moves asked together from one base come back together; the best of them becomes the
+        new base, and the others that also improved would otherwise be found again one by one from it,
+        each about 8 evaluations late."""
+        params, best_values = self.space.params, self.space.values(self.history.x[ranked[0]])
+        for row, columns in self.improving_moves(ranked):
+            moved = {params[j].label for j in columns}
+            kept = {label: value for label, value in best_values.items() if label not in moved}
+            candidate = complete(params, self.space.values(self.history.x[row]) | kept,
+                                 lambda p: random_value(p, self.rng))
+            if self.fresh(candidate):
+                return candidate
+        return None
+
+    def improving_moves(self, ranked: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(trial, the columns it changed) for each finished trial among the ``merge_top`` best that
+        changed one or two parameters of a worse finished trial where the best trial agrees with that
+        worse one (so the move applies to the best as it stands); the largest improvement first."""
+        best, tops = ranked[0], ranked[1:self.knobs.merge_top]
+        x, tol, loss = self.known, self.space.tol, self.history.loss
+        changed = differences(x[tops][:, None, :], x[ranked][None, :, :], tol)  # (tops, bases, parameters)
+        size = changed.sum(axis=2)
+        like_best = ~differences(x[best], x[ranked], tol)  # (bases, parameters)
+        applies = ~(changed & ~like_best[None, :, :]).any(axis=2)
+        gain = loss[ranked][None, :] - loss[tops][:, None]
+        top, base = np.nonzero((size >= 1) & (size <= 2) & (gain > 0) & applies)
+        order = np.argsort(-gain[top, base], kind="stable")
+        return [(int(tops[top[k]]), np.flatnonzero(changed[top[k], base[k]])) for k in order]
 
     def _unmoved(self, row: int) -> dict[str, float] | None:
         """Weights that favour the parameters no pending neighbour of trial ``row`` has moved (a batch of
