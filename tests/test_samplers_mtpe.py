@@ -411,3 +411,16 @@ def test_merging_siblings_waits_for_pending_trials_and_changes_nothing_for_one_w
         return [_point(doc) for doc in trials.trials]
 
     assert search(1.0) == search(0.0)
+
+
+def test_a_carried_over_move_that_opens_a_branch_brings_the_branch_values_of_the_trial_it_came_from():
+    trials, rng = Trials(), np.random.default_rng(1)
+    for _ in range(10):
+        _insert(trials, NESTED, {"depth": 0, "k": int(rng.integers(2, 6)), "lr": float(rng.uniform(0.05, 0.1))}, 9.0)
+    base = {"depth": 0, "k": 3, "lr": 0.3}
+    _insert(trials, NESTED, base, 3.0)
+    _insert(trials, NESTED, base | {"lr": 0.5}, 1.0)  # the best
+    _insert(trials, NESTED, base | {"depth": 1, "units": 2}, 2.0)  # opened a branch and improved too
+    _insert(trials, NESTED, {"depth": 0, "k": 5, "lr": 1.0}, None)
+    [doc] = _ask(trials, NESTED, trials.new_trial_ids(1), seed=0, local_prob=1.0, merge=1.0)
+    assert values_from_misc(translate(NESTED), doc["misc"]) == {"depth": 1, "units": 2, "k": 3, "lr": 0.5}
