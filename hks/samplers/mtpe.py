@@ -389,11 +389,11 @@ class Proposer:
         ranked = self.history.ranked()
         if not len(ranked):
             return None
-        donor = self._donor(ranked)
         if self.knobs.merge and self.history.n_pending and self.rng.random() < self.knobs.merge:
             merged = self.merged(ranked)
             if merged is not None:
                 return merged
+        donor = self._donor(ranked)
         starts = list(ranked[:bases])
         if self.rng.random() < self.knobs.branch_prob:
             starts.insert(0, self._branch_leader(ranked))
