@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from chromium import Browser, chromium_executable
 from hyperopt import hp
+from needs import unavailable
 from store_fixtures import postgres_url, unique_exp_key
 
 from hks import results as res
@@ -331,10 +331,7 @@ def test_axes_handle_numbers_categories_and_none():
 def browser():
     exe = chromium_executable()
     if exe is None:
-        reason = "chromium is not installed (apt-get install chromium; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("chromium is not installed (apt-get install chromium)")
     with Browser(exe, 1400, 1000) as b:
         yield b
 
