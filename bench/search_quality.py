@@ -25,6 +25,12 @@ never run here; mtpe's defaults were tuned with ``--seed-offset 100``, the table
     P=classic_synthetic,cash,conv_blocks,hpobench_australian,hpolib_naval_propulsion
     python bench/search_quality.py --problems $P --algos rand,tpe,optuna,mtpe,tpe-8,optuna-8,mtpe-8 --seeds 20 --jobs 2
 
+The same on the six tabular tasks no default was tuned on (bench/results/search_quality_untuned.txt):
+
+    P=hpobench_car,hpobench_credit_g,hpobench_segment,hpolib_protein_structure,hpolib_slice_localization,hpolib_parkinsons_telemonitoring
+    python bench/search_quality.py --problems $P --algos rand,tpe,optuna,mtpe,tpe-8,optuna-8,mtpe-8 --seeds 20 \
+        --jobs 2 --cost-trials 0
+
     python bench/search_quality.py [--seeds 10] [--seed-offset 0] [--budgets 25,50,100,200]
                                    [--problems branin,hartmann6] [--algos tpe,rand,anneal,gp] [--slow-seeds 3]
                                    [--slow-budget 25] [--full]
