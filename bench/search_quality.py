@@ -61,17 +61,37 @@ sys.path.insert(0, str(ROOT))
 from bench.problems import PROBLEMS, Problem  # noqa: E402
 from hks.config import Settings  # noqa: E402
 
-Runner = Callable[[Problem, int, int], list[float]]
+Reading = tuple[float, float]  # (what the sampler was told, the exact objective there): equal unless noisy
+Runner = Callable[[Problem, int, int], list[Reading]]
 DEFAULT_PROBLEMS = ("branin", "hartmann6", "hpobench_australian", "hpolib_naval_propulsion")
 DEFAULT_ALGOS = ("tpe", "rand", "anneal", "gp")
 SLOW_ALGOS = ("gp", "atpe")  # seconds per suggestion: fewer seeds, smaller budget
 BASELINE = "rand"
 
 
-# --- algorithms: each runs one problem for a budget with a seed and returns the losses in order ---
+# --- algorithms: each runs one problem for a budget with a seed and returns its readings in order ---
 
-def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: int = 1) -> list[float]:
-    """Losses of ``budget`` trials of an hks sampler over in-memory records, ``pending`` out at a time as
+def read(problem: Problem, point: dict[str, Any], seed: int, index: int) -> Reading:
+    """The ``index``-th evaluation of a run with ``seed``: its reading (noise drawn from its own stream, the
+    same for every algorithm) and the exact objective."""
+    exact = problem.objective(point)
+    return (exact if problem.noise is None else problem.noise(point, np.random.default_rng((seed, index)))), exact
+
+
+def incumbent_values(readings: Sequence[Reading]) -> list[float]:
+    """After each evaluation, the exact objective of the trial with the best reading so far (the earliest
+    of equals): what the search would report as its best. Without noise, the best loss so far."""
+    values, best = [], None
+    for observed, exact in readings:
+        if best is None or observed < best[0]:
+            best = (observed, exact)
+        values.append(best[1])
+    return values
+
+
+def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: int = 1, seed: int = 0
+                 ) -> list[Reading]:
+    """Readings of ``budget`` trials of an hks sampler over in-memory records, ``pending`` out at a time as
     with that many asynchronous workers: the first ``pending`` asked as one batch, then each time the
     oldest finishes, one more asked with the others still pending. ``pending=1`` is a sequential search."""
     from hyperopt import space_eval
@@ -79,6 +99,7 @@ def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: in
     from hks.store import protocol as p
 
     history: list[p.Job] = []
+    readings: list[Reading] = []
 
     def ask(count: int) -> None:
         tids = list(range(len(history), len(history) + count))
@@ -86,11 +107,11 @@ def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: in
 
     ask(min(pending, budget))
     for job in history:
-        job.state, job.result = p.DONE, {"status": "ok",
-                                         "loss": float(problem.objective(space_eval(space, job.vals())))}
+        readings.append(read(problem, space_eval(space, job.vals()), seed, job.tid))
+        job.state, job.result = p.DONE, {"status": "ok", "loss": readings[-1][0]}
         if len(history) < budget:
             ask(1)
-    return [job.result["loss"] for job in history]
+    return readings
 
 
 def hyperopt_runner(algo: str, pending: int = 1) -> Runner:
@@ -100,25 +121,25 @@ def hyperopt_runner(algo: str, pending: int = 1) -> Runner:
         from hks.samplers import make_sampler
 
         space = problem.hyperopt()
-        return with_pending(make_sampler(Settings(algo=algo, seed=seed), space), space, problem, budget, pending)
+        return with_pending(make_sampler(Settings(algo=algo, seed=seed), space), space, problem, budget, pending, seed)
 
     return run
 
 
-def gp_runner(problem: Problem, budget: int, seed: int) -> list[float]:
+def gp_runner(problem: Problem, budget: int, seed: int) -> list[Reading]:
     """``--algo gp``'s sampler (Sobol start-up by trial id, then Ax's GP) on the problem's flat space."""
     from hks.bayesopt.flat import to_hyperopt
     from hks.samplers.ax_gp import AxSampler
 
     space = to_hyperopt(problem.space)
     sampler = AxSampler(Settings(algo="gp", seed=seed, threads=1), space, flat=problem.space)
-    return with_pending(sampler, space, problem, budget)
+    return with_pending(sampler, space, problem, budget, seed=seed)
 
 
 def optuna_runner(pending: int = 1) -> Runner:
     """Optuna's default sampler as shipped (TPE, untuned), asked define-by-run over the same hyperopt space,
     ``pending`` trials out at a time (asked, then told oldest first, as :func:`with_pending`)."""
-    def run(problem: Problem, budget: int, seed: int) -> list[float]:
+    def run(problem: Problem, budget: int, seed: int) -> list[Reading]:
         import optuna
         from hyperopt import space_eval
 
@@ -129,27 +150,27 @@ def optuna_runner(pending: int = 1) -> Runner:
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
         asked = [study.ask() for _ in range(min(pending, budget))]
         points = [ask_values(trial, params) for trial in asked]
-        losses: list[float] = []
-        while len(losses) < budget:
-            losses.append(float(problem.objective(space_eval(space, points[len(losses)]))))
-            study.tell(asked[len(losses) - 1], losses[-1])
+        readings: list[Reading] = []
+        while len(readings) < budget:
+            readings.append(read(problem, space_eval(space, points[len(readings)]), seed, len(readings)))
+            study.tell(asked[len(readings) - 1], readings[-1][0])
             if len(asked) < budget:
                 asked.append(study.ask())
                 points.append(ask_values(asked[-1], params))
-        return losses
+        return readings
 
     return run
 
 
 def mtpe_runner(pending: int, knobs: dict[str, Any]) -> Runner:
     """``--algo mtpe`` with ``pending`` trials out at a time and :class:`hks.samplers.mtpe.Knobs` overridden."""
-    def run(problem: Problem, budget: int, seed: int) -> list[float]:
+    def run(problem: Problem, budget: int, seed: int) -> list[Reading]:
         from hks.samplers import mtpe
         from hks.samplers.hyperopt_algos import HyperoptSampler
 
         space = problem.hyperopt()
         sampler = HyperoptSampler("mtpe", space, seed, algorithm=functools.partial(mtpe.suggest, **knobs))
-        return with_pending(sampler, space, problem, budget, pending)
+        return with_pending(sampler, space, problem, budget, pending, seed)
 
     return run
 
@@ -237,8 +258,9 @@ class Row:
     ratio: float | None
 
 
-def best_so_far(losses: Sequence[float], budget: int) -> float | None:
-    return min(losses[:budget]) if len(losses) >= budget else None
+def best_so_far(incumbents: Sequence[float], budget: int) -> float | None:
+    """The exact objective of the reported best after ``budget`` evaluations (:func:`incumbent_values`)."""
+    return incumbents[budget - 1] if len(incumbents) >= budget else None
 
 
 def _ratio(regret: float, baseline: float) -> float:
@@ -248,11 +270,11 @@ def _ratio(regret: float, baseline: float) -> float:
 
 
 def summarize(problem: Problem, runs: dict[str, dict[int, list[float]]], budgets: Sequence[int]) -> list[Row]:
-    """Median best-so-far and regret ratio per algorithm and budget; ``runs[algo][seed]`` = losses."""
+    """Median best-so-far and regret ratio per algorithm and budget; ``runs[algo][seed]``: incumbent values."""
     rows = []
     for algo, by_seed in runs.items():
         for budget in budgets:
-            best = {seed: best_so_far(losses, budget) for seed, losses in by_seed.items()}
+            best = {seed: best_so_far(incumbents, budget) for seed, incumbents in by_seed.items()}
             best = {seed: value for seed, value in best.items() if value is not None}
             if not best:
                 continue
@@ -265,10 +287,11 @@ def summarize(problem: Problem, runs: dict[str, dict[int, list[float]]], budgets
 
 
 def _one_run(task: tuple[str, str, int, int]) -> tuple[list[float], float]:
-    """One (problem, algorithm, budget, seed) run and its seconds; module-level so worker processes can take it."""
+    """One (problem, algorithm, budget, seed) run's incumbent values and its seconds; module-level so worker
+    processes can take it."""
     name, algo, budget, seed = task
     t0 = time.perf_counter()
-    return runner(algo)(_problem(name), budget, seed), time.perf_counter() - t0
+    return incumbent_values(runner(algo)(_problem(name), budget, seed)), time.perf_counter() - t0
 
 
 @functools.cache
@@ -276,7 +299,7 @@ def _problem(name: str) -> Problem:
     return PROBLEMS[name]()
 
 
-Runs = dict[str, dict[str, dict[int, list[float]]]]  # runs[problem][algo][seed]: the losses in order
+Runs = dict[str, dict[str, dict[int, list[float]]]]  # runs[problem][algo][seed]: incumbent values in order
 
 
 def run_benchmark(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
@@ -295,7 +318,8 @@ def table_rows(runs: Runs, budgets: Sequence[int]) -> list[Row]:
 def collect_runs(problems: Sequence[str], algos: Sequence[str], budgets: Sequence[int], seeds: int, *,
                  slow_seeds: int, slow_budget: int, log: Callable[[str], None] = print, jobs: int = 1,
                  seed_offset: int = 0) -> Runs:
-    """Run every (problem, algorithm, seed), in ``jobs`` processes, and return the losses; one line per run.
+    """Run every (problem, algorithm, seed), in ``jobs`` processes, and return the incumbent values (exact
+    objective of the best reading so far, :func:`incumbent_values`); one line per run.
     Seeds start at ``seed_offset``, so that tuning (seeds >= 100) never sees the reported seeds (0-19)."""
     tasks = []
     for name in problems:
@@ -310,9 +334,9 @@ def collect_runs(problems: Sequence[str], algos: Sequence[str], budgets: Sequenc
     runs: Runs = {name: {} for name in problems}
     with concurrent.futures.ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
         results = pool.map(_one_run, tasks) if pool else map(_one_run, tasks)
-        for (name, algo, budget, seed), (losses, seconds) in zip(tasks, results):
-            runs[name].setdefault(algo, {})[seed] = losses
-            log(f"  {name} {algo} seed {seed}: best {min(losses):.6g} after {budget} evaluations "
+        for (name, algo, budget, seed), (incumbents, seconds) in zip(tasks, results):
+            runs[name].setdefault(algo, {})[seed] = incumbents
+            log(f"  {name} {algo} seed {seed}: best {incumbents[-1]:.6g} after {budget} evaluations "
                 f"({seconds:.1f}s; {time.perf_counter() - started:.0f}s total)")
     return runs
 
@@ -381,8 +405,8 @@ PARALLEL_PAIRS = (("mtpe-8", "mtpe"), ("tpe-8", "tpe"), ("optuna-8", "optuna")) 
 
 
 def median_regret_curve(problem: Problem, by_seed: dict[int, list[float]], length: int) -> list[float]:
-    """Median simple regret after 1, 2, ... ``length`` evaluations, over the seeds (non-increasing)."""
-    best = np.minimum.accumulate(np.array([losses[:length] for losses in by_seed.values()]), axis=1)
+    """Median simple regret after 1, 2, ... ``length`` evaluations, over the seeds (non-increasing unless noisy)."""
+    best = np.array([incumbents[:length] for incumbents in by_seed.values()])
     return list(np.median(best - problem.optimum, axis=0))
 
 

