@@ -9,7 +9,8 @@ asynchronous workers (what a user with 8 workers gets from each); ``mtpe-P[knob=
 pending and its knobs overridden, for ablations.
 Printed per (problem, algorithm, budget):
 
-* the median best-so-far objective after that many evaluations, over the seeds;
+* the median best-so-far objective after that many evaluations, over the seeds (with a noisy problem,
+  ``<name>_noisy``, the exact objective of the trial with the best reading so far: what the search reports);
 * the ratio to random search: median simple regret (best-so-far - known optimum) of the
   algorithm divided by that of ``rand`` over the same seeds. Lower is better; < 1 beats random.
 
@@ -28,6 +29,12 @@ never run here; mtpe's defaults were tuned with ``--seed-offset 100``, the table
 The same on the six tabular tasks no default was tuned on (bench/results/search_quality_untuned.txt):
 
     P=hpobench_car,hpobench_credit_g,hpobench_segment,hpolib_protein_structure,hpolib_slice_localization,hpolib_parkinsons_telemonitoring
+    python bench/search_quality.py --problems $P --algos rand,tpe,optuna,mtpe,tpe-8,optuna-8,mtpe-8 --seeds 20 \
+        --jobs 2 --cost-trials 0
+
+Noisy readings (each problem as ``<name>_noisy``; bench/results/search_quality_noisy.txt):
+
+    P=classic_synthetic_noisy,cash_noisy,conv_blocks_noisy,hpobench_australian_noisy,hpolib_naval_propulsion_noisy
     python bench/search_quality.py --problems $P --algos rand,tpe,optuna,mtpe,tpe-8,optuna-8,mtpe-8 --seeds 20 \
         --jobs 2 --cost-trials 0
 

@@ -78,7 +78,7 @@ def _environment(project: Path, data_dir: Path) -> dict[str, str]:
     # A user's shell: no hks settings, and no variables of a `make test ARGS=...` around this run (make
     # passes them on to the README's own `make` commands).
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HKS_", "MONGO_DB_", "EXPERIMENT_NAME", "MAKE", "MFLAGS"))}
+           if not k.startswith(("HKS_", "MONGO_DB_", "EXPERIMENT_NAME", "MAKE", "MFLAGS")) and k != "ARGS"}
     return {**env, "PATH": f"{project / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
             "VIRTUAL_ENV": str(project / ".venv"), "PYTHONPATH": str(project), "HKS_DATA_DIR": str(data_dir),
             "HKS_DOWNLOAD": "0", "HKS_MAX_EVALS": "1", "HKS_EPOCHS": "1", "HKS_DATASET_SIZE": "200",
