@@ -81,8 +81,10 @@ BASELINE = "rand"
 def read(problem: Problem, point: dict[str, Any], seed: int, index: int) -> Reading:
     """The ``index``-th evaluation of a run with ``seed``: its reading (noise drawn from its own stream, the
     same for every algorithm) and the exact objective."""
-    exact = problem.objective(point)
-    return (exact if problem.noise is None else problem.noise(point, np.random.default_rng((seed, index)))), exact
+    exact = float(problem.objective(point))
+    if problem.noise is None:
+        return exact, exact
+    return float(problem.noise(point, np.random.default_rng((seed, index)))), exact
 
 
 def incumbent_values(readings: Sequence[Reading]) -> list[float]:
