@@ -292,7 +292,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     seed = trial_seed(settings.seed, tid or 0, TRAIN)
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
-            "base_lr": base_lr}
+            "base_lr": base_lr, "val_images": len(splits.val)}
     model = None
     memory = PeakRss().start()
     try:

@@ -26,7 +26,7 @@ from hks.config import Settings
 from hks.objective import run_trial, save_result, splits_for
 from hks.plotting import GRAPHVIZ_MISSING, graphviz_available
 from hks.report import safe_write_report, write_report
-from hks.report.builder import chance_warning
+from hks.report.builder import chance_warning, precision_note
 from hks.report.frame import make_axis, results_frame
 from hks.report.snapshot import PendingTrial, Snapshot
 from hks.report.sources import load_snapshot, load_trials_pickle
@@ -136,6 +136,7 @@ def test_report_from_results_pkl_embeds_every_trial_and_the_architecture(search,
     if not graphviz_available():
         assert GRAPHVIZ_MISSING in page
     assert {r["base_lr"] for r in results} == {float(settings.base_lr)}  # what retrain-best needs
+    assert {type(r["val_images"]) for r in results} == {int} and "Measured on" in page  # how precise the best is
     best = res.best_result(results)
     assert f"Best: {best['model_name']} (trial {best['tid'] + 1}), validation fine accuracy {-best['loss']:.4f}" in page
     assert data["meta"]["best_n"] == best["tid"] + 1
@@ -244,6 +245,25 @@ def test_a_best_trial_at_chance_level_is_flagged(tmp_path):
     assert 'class="warning"' not in fine
     assert chance_warning(0.14, 0.1, "cifar10") and not chance_warning(0.16, 0.1, "cifar10")
     assert chance_warning(0.5, None, "mystery") is None
+
+
+def test_the_best_section_says_how_precise_its_accuracy_is_and_which_trials_it_cannot_tell_apart(tmp_path):
+    settings = _settings(tmp_path, tmp_path, dataset="cifar100")
+    # best 0.40 on 5,000 images: standard error sqrt(0.4 * 0.6 / 5000) = 0.0069, so 0.39 is within two, 0.38 is not
+    results = [_hand_made(0, accuracy=0.38, val_images=5000), _hand_made(1, accuracy=0.40, val_images=5000),
+               _hand_made(2, accuracy=0.39, val_images=5000), _hand_made(3, "pruned", accuracy=0.41, val_images=5000)]
+    page = write_report(results, settings, out_dir=tmp_path / "a").page.read_text()
+    best = page[page.index('id="best"'):page.index("</section>", page.index('id="best"'))]
+    assert "Measured on 5,000 validation images" in best and "\u00b10.0069" in best
+    assert "1 other trial(s) are within 2 standard errors of it" in best and "trial(s) 3 (0.3900)." in best
+    assert "0.3800" not in best and "0.4100" not in best  # a worse trial and a pruned one are not its equals
+    # a result that does not record its validation set (older hks, or the Python API's own objectives): no claim
+    old = write_report([_hand_made(0, accuracy=0.4), _hand_made(1, accuracy=0.399)], settings, out_dir=tmp_path / "b")
+    assert "standard error" not in old.page.read_text()
+    many = [_hand_made(i, accuracy=0.40 - 0.0005 * i, val_images=5000) for i in range(14)]
+    listed = precision_note(many[0], many)
+    assert "13 other trial(s)" in listed and listed.endswith("and 3 more. The test figure of retrain-best is the one "
+                                                              "to trust.")
 
 
 def test_snapshots_know_budget_and_time_left(search, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ PICTURES_FOLDER = "report"
 DEFAULT_REFRESH_SECONDS = 30.0
 MAX_FAILED_ROWS = 100  # more failed trials are in the trials table (status 'fail')
 CHANCE_MARGIN = 1.5  # a best accuracy below 1.5x chance is "at or near chance level"
+TIED_ERRORS = 2.0  # trials within this many binomial standard errors of the best are not told apart
+MAX_TIED_LISTED = 10
 
 
 @dataclass
@@ -68,7 +71,7 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
     chance = chance_level(snapshot.dataset)
     sections = []
     if best:
-        sections.append(_best_section(best, chance, snapshot.dataset))
+        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results))
     if not frame.empty:
         sections += _chart_sections(ok_count, columns)
     failed = frame[frame["status"] == res.STATUS_FAIL] if not frame.empty else frame
@@ -208,20 +211,50 @@ def _live_panel(snapshot: Snapshot, refresh_seconds: float) -> str:
     return f'<div id="live" class="live">{"".join(parts)}</div>'
 
 
-def _best_section(best: dict[str, Any], chance: float | None, dataset: str) -> Section:
+def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
+                  results: Sequence[dict[str, Any]] = ()) -> Section:
     rows = _test_rows(best.get("test")) + [
         ("validation fine accuracy", -best["loss"]), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
+        ("validation images", best.get("val_images")),
         ("epochs run (best epoch)", f"{best.get('epochs_run')} ({best.get('best_epoch')})"),
         ("parameters", best.get("params")), ("training seconds", best.get("train_seconds")),
         ("dataset", best.get("dataset")), ("seed", best.get("seed"))]
     rows = [(name, value) for name, value in rows if value is not None]
     paragraphs = [f"{best.get('model_name')}, trial {trial_number(best.get('tid'))}."]
+    precision = precision_note(best, results)
+    if precision:
+        paragraphs.append(precision)
     if not best.get("test"):
         paragraphs.append("Its test accuracy is not measured yet: python -m hks retrain-best retrains it on "
                           "train + validation and evaluates it once on the test set.")
     space = Table(("hyperparameter", "value"), sorted(flatten_point(best.get("space") or {}).items()))
     return Section("best", "Best model", paragraphs, [], [Table(("figure", "value"), rows), space],
                    warning=chance_warning(-best["loss"], chance, dataset))
+
+
+def precision_note(best: dict[str, Any], results: Sequence[dict[str, Any]]) -> str | None:
+    """How precisely the validation set measures the best accuracy, and which trials it cannot tell from it.
+
+    A validation accuracy is a proportion over a finite set: its binomial standard error alone is about
+    0.007 on 5,000 images at 40 %, as large as the gaps between the best few trials of a long search, so
+    the winner may be the luckiest of several equals (and another training seed adds its own spread).
+    None when the result does not record its validation set's size (results older than this field)."""
+    images, accuracy = best.get("val_images"), -best["loss"]
+    if not isinstance(images, int) or images <= 0:
+        return None
+    error = math.sqrt(max(accuracy * (1 - accuracy), 0.0) / images)
+    text = (f"Measured on {images:,} validation images, its validation fine accuracy is uncertain by about "
+            f"\u00b1{error:.4f} (one binomial standard error), before any spread between training runs.")
+    tied = sorted((r for r in results if r is not best and r.get("status") == res.STATUS_OK
+                   and isinstance(r.get("loss"), (int, float)) and -r["loss"] >= accuracy - TIED_ERRORS * error),
+                  key=lambda r: r["loss"])
+    if tied:
+        listed = ", ".join(f"{trial_number(r.get('tid'))} ({-r['loss']:.4f})" for r in tied[:MAX_TIED_LISTED])
+        more = f" and {len(tied) - MAX_TIED_LISTED} more" if len(tied) > MAX_TIED_LISTED else ""
+        text += (f" {len(tied)} other trial(s) are within {TIED_ERRORS:g} standard errors of it, so the validation "
+                 f"set cannot tell them apart: trial(s) {listed}{more}. The test figure of retrain-best is the one "
+                 "to trust.")
+    return text
 
 
 def _test_rows(test: Any) -> list[tuple[str, Any]]:
