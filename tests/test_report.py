@@ -261,7 +261,7 @@ def test_the_best_section_says_how_precise_its_accuracy_is_and_which_trials_it_c
     old = write_report([_hand_made(0, accuracy=0.4), _hand_made(1, accuracy=0.399)], settings, out_dir=tmp_path / "b")
     assert "standard error" not in old.page.read_text()
     many = [_hand_made(i, accuracy=0.40 - 0.0005 * i, val_images=5000) for i in range(14)]
-    listed = precision_note(many[0], many)
+    listed = precision_note({**many[0], "test": {"fine_accuracy": 0.4}}, many)  # a copy, with its test record
     assert "13 other trial(s)" in listed and listed.endswith("and 3 more. The test figure of retrain-best is the one "
                                                               "to trust.")
 

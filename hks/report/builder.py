@@ -245,8 +245,9 @@ def precision_note(best: dict[str, Any], results: Sequence[dict[str, Any]]) -> s
     error = math.sqrt(max(accuracy * (1 - accuracy), 0.0) / images)
     text = (f"Measured on {images:,} validation images, its validation fine accuracy is uncertain by about "
             f"\u00b1{error:.4f} (one binomial standard error), before any spread between training runs.")
-    tied = sorted((r for r in results if r is not best and r.get("status") == res.STATUS_OK
-                   and isinstance(r.get("loss"), (int, float)) and -r["loss"] >= accuracy - TIED_ERRORS * error),
+    tied = sorted((r for r in results if r.get("status") == res.STATUS_OK and isinstance(r.get("loss"), (int, float))
+                   and -r["loss"] >= accuracy - TIED_ERRORS * error
+                   and r.get("model_name") != best.get("model_name")),  # best may be a copy with its test record
                   key=lambda r: r["loss"])
     if tied:
         listed = ", ".join(f"{trial_number(r.get('tid'))} ({-r['loss']:.4f})" for r in tied[:MAX_TIED_LISTED])
