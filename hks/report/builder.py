@@ -212,7 +212,7 @@ def _live_panel(snapshot: Snapshot, refresh_seconds: float) -> str:
 
 
 def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
-                  results: Sequence[dict[str, Any]] = ()) -> Section:
+                  results: Sequence[dict[str, Any]]) -> Section:
     rows = _test_rows(best.get("test")) + [
         ("validation fine accuracy", -best["loss"]), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
         ("validation images", best.get("val_images")),
@@ -245,8 +245,7 @@ def precision_note(best: dict[str, Any], results: Sequence[dict[str, Any]]) -> s
     error = math.sqrt(max(accuracy * (1 - accuracy), 0.0) / images)
     text = (f"Measured on {images:,} validation images, its validation fine accuracy is uncertain by about "
             f"\u00b1{error:.4f} (one binomial standard error), before any spread between training runs.")
-    tied = sorted((r for r in results if r.get("status") == res.STATUS_OK and isinstance(r.get("loss"), (int, float))
-                   and -r["loss"] >= accuracy - TIED_ERRORS * error
+    tied = sorted((r for r in res.succeeded(results) if -r["loss"] >= accuracy - TIED_ERRORS * error
                    and r.get("model_name") != best.get("model_name")),  # best may be a copy with its test record
                   key=lambda r: r["loss"])
     if tied:
