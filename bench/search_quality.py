@@ -98,7 +98,7 @@ def incumbent_values(readings: Sequence[Reading]) -> list[float]:
     return values
 
 
-def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: int = 1, seed: int = 0
+def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: int = 1, *, seed: int
                  ) -> list[Reading]:
     """Readings of ``budget`` trials of an hks sampler over in-memory records, ``pending`` out at a time as
     with that many asynchronous workers: the first ``pending`` asked as one batch, then each time the
@@ -130,7 +130,8 @@ def hyperopt_runner(algo: str, pending: int = 1) -> Runner:
         from hks.samplers import make_sampler
 
         space = problem.hyperopt()
-        return with_pending(make_sampler(Settings(algo=algo, seed=seed), space), space, problem, budget, pending, seed)
+        sampler = make_sampler(Settings(algo=algo, seed=seed), space)
+        return with_pending(sampler, space, problem, budget, pending, seed=seed)
 
     return run
 
@@ -179,7 +180,7 @@ def mtpe_runner(pending: int, knobs: dict[str, Any]) -> Runner:
 
         space = problem.hyperopt()
         sampler = HyperoptSampler("mtpe", space, seed, algorithm=functools.partial(mtpe.suggest, **knobs))
-        return with_pending(sampler, space, problem, budget, pending, seed)
+        return with_pending(sampler, space, problem, budget, pending, seed=seed)
 
     return run
 
