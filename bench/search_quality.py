@@ -372,35 +372,65 @@ def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+RESAMPLES, INTERVAL = 2000, 0.90  # the seeds drawn again this many times; the share of those draws an interval holds
+
+
+def ratio_interval(problem: Problem, by_algo: dict[str, dict[int, list[float]]], algo: str, reference: str,
+                   budget: int, resamples: int = RESAMPLES, level: float = INTERVAL) -> tuple[float, float] | None:
+    """Where median regret(``algo``) / median regret(``reference``) after ``budget`` evaluations falls when the
+    seeds are drawn again with replacement (one draw for both: they ran on the same seeds, and noisy problems
+    share their noise by seed): the central ``level`` of those ratios. It tells a cell that the samplers decide
+    from one that 20 seeds cannot, which a median alone hides. None with fewer than two common seeds."""
+    seeds = [s for s in by_algo.get(algo, {}) if s in by_algo.get(reference, {})
+             and min(len(by_algo[algo][s]), len(by_algo[reference][s])) >= budget]
+    if len(seeds) < 2:
+        return None
+    regret = np.array([[by_algo[a][s][budget - 1] - problem.optimum for s in seeds] for a in (algo, reference)])
+    draws = np.random.default_rng(0).integers(len(seeds), size=(resamples, len(seeds)))
+    medians = np.median(regret[:, draws], axis=2)
+    ratios = [_ratio(top, bottom) for top, bottom in medians.T]
+    tail = (1 - level) / 2
+    low, high = np.quantile(ratios, [tail, 1 - tail], method="nearest")  # no interpolation towards inf
+    return float(low), float(high)
+
+
+def _interval_text(runs: Runs | None, problem: str, algo: str, reference: str, budget: int) -> str:
+    interval = ratio_interval(_problem(problem), runs[problem], algo, reference, budget) if runs else None
+    return "" if interval is None else f"; {INTERVAL * 100:.0f} % of seed resamples {interval[0]:.2f}-{interval[1]:.2f}"
+
+
 def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[str] = ("tpe", "optuna"),
                  budgets: Sequence[int] = (50, 100, 200), parallel: str = "mtpe-8", parallel_budget: int = 100,
-                 parallel_rivals: Sequence[str] = ("tpe-8", "optuna-8")) -> str:
+                 parallel_rivals: Sequence[str] = ("tpe-8", "optuna-8"), runs: Runs | None = None) -> str:
     """The sampler's goal, cell by cell: median regret no worse than each rival's on every problem at
     each budget, better on average (mean over problems of the regret ratio to random search), and with
     8 pending at a time within 10 % of its sequential regret; then the same cells for the rivals with 8
-    pending, where they were run. Empty when the candidate was not run."""
+    pending, where they were run. With ``runs``, each cell that misses and each parallel ratio also gets
+    :func:`ratio_interval`. Empty when the candidate was not run."""
     cell = {(r.problem, r.algo, r.budget): r for r in rows}
     problems = list(dict.fromkeys(r.problem for r in rows if r.algo == candidate))
     if not problems:
         return ""
-    lines = _against_rivals(cell, problems, candidate, rivals, budgets)
+    lines = _against_rivals(cell, problems, candidate, rivals, budgets, runs)
     for problem in problems:
         seq, par = cell.get((problem, candidate, parallel_budget)), cell.get((problem, parallel, parallel_budget))
         if seq and par:
             ratio = _ratio(par.median_regret, seq.median_regret)
             lines.append(f"parallel @{parallel_budget} {problem}: {parallel} regret / {candidate}'s = {ratio:.2f} "
-                         f"({'within' if ratio <= 1.1 else 'NOT within'} 10 %)")
+                         f"({'within' if ratio <= 1.1 else 'NOT within'} 10 %"
+                         f"{_interval_text(runs, problem, parallel, candidate, parallel_budget)})")
     if any(r.algo in parallel_rivals for r in rows):
-        lines += _against_rivals(cell, problems, parallel, parallel_rivals, budgets)
+        lines += _against_rivals(cell, problems, parallel, parallel_rivals, budgets, runs)
     return "\n".join(lines)
 
 
 def _against_rivals(cell: dict[tuple[str, str, int], Row], problems: Sequence[str], candidate: str,
-                    rivals: Sequence[str], budgets: Sequence[int]) -> list[str]:
-    """Per budget: each algorithm's mean regret ratio over the problems, and where the candidate is worse."""
+                    rivals: Sequence[str], budgets: Sequence[int], runs: Runs | None = None) -> list[str]:
+    """Per budget: each algorithm's mean regret ratio over the problems, and where the candidate is worse
+    (with ``runs``: by how much, and :func:`ratio_interval`)."""
     lines = []
     for budget in budgets:
-        misses = [f"{problem} vs {rival}" for problem in problems for rival in rivals
+        misses = [_miss(cell, problem, candidate, rival, budget, runs) for problem in problems for rival in rivals
                   if (problem, rival, budget) in cell and (problem, candidate, budget) in cell
                   and cell[problem, candidate, budget].median_regret > cell[problem, rival, budget].median_regret]
         means = {algo: statistics.mean(cell[p, algo, budget].ratio for p in problems) for algo in (candidate, *rivals)
@@ -409,6 +439,14 @@ def _against_rivals(cell: dict[tuple[str, str, int], Row], problems: Sequence[st
             lines.append(f"@{budget}: mean regret / random's: " + ", ".join(f"{a} {m:.2f}" for a, m in means.items())
                          + f"; {candidate} worse than a rival in: {', '.join(misses) or 'none'}")
     return lines
+
+
+def _miss(cell: dict[tuple[str, str, int], Row], problem: str, candidate: str, rival: str, budget: int,
+          runs: Runs | None) -> str:
+    if not runs:
+        return f"{problem} vs {rival}"
+    ratio = _ratio(cell[problem, candidate, budget].median_regret, cell[problem, rival, budget].median_regret)
+    return f"{problem} vs {rival} ({ratio:.2f}x{_interval_text(runs, problem, candidate, rival, budget)})"
 
 
 PARALLEL_PAIRS = (("mtpe-8", "mtpe"), ("tpe-8", "tpe"), ("optuna-8", "optuna"))  # (8 pending, sequential)
@@ -515,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
           f"{time.perf_counter() - started:.0f}s in all.\n")
     print(format_table(rows, budgets))
-    for text in (goal_summary(rows), parallel_lag(runs)):
+    for text in (goal_summary(rows, runs=runs), parallel_lag(runs)):
         if text:
             print("\n" + text)
     if args.cost_trials and "mtpe" in algos:

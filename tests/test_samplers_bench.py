@@ -14,7 +14,7 @@ from hyperopt import Trials, fmin, rand
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import problems as pb  # noqa: E402
-from bench.search_quality import ALGORITHMS, goal_summary, parallel_lag, run_benchmark  # noqa: E402
+from bench.search_quality import ALGORITHMS, goal_summary, parallel_lag, ratio_interval, run_benchmark, table_rows  # noqa: E402
 from hks.space import ACTIVATIONS, OPTIMIZERS, POOLING_TYPES  # noqa: E402
 
 CLASSIC_BEST_FLOATS = {"lr_rate_mult": 1.1 * 1.35, "l2_weight_reg_mult": 0.5, "batch_size": 160,
@@ -107,3 +107,27 @@ def test_parallel_lag_reads_how_many_evaluations_behind_its_sequential_self_each
     assert line == ("8 pending @100 branin: mtpe-8 = mtpe after 87 (13 behind), tpe-8 as good as tpe; "
                     "within 10 % of mtpe means at most 10 behind")  # 110 is 1.1 x 100, reached after 90
     assert parallel_lag(runs, budget=101) == ""  # no run went that far
+
+
+def test_ratio_interval_tells_a_gap_the_seeds_decide_from_one_they_cannot():
+    """Redrawing the seeds: a sampler twice as far from the optimum on every seed is 2x in every draw; one that
+    is far better on half the seeds and far worse on the others may be either."""
+    problem = pb.PROBLEMS["branin"]()
+    flat = lambda regret: [problem.optimum + regret] * 10  # noqa: E731 (incumbents for 10 evaluations)
+    runs = {"branin": {"rand": {s: flat(8.0) for s in range(20)},
+                       "mtpe": {s: flat(1.0) for s in range(20)},
+                       "double": {s: flat(2.0) for s in range(20)},
+                       "mixed": {s: flat(0.1 if s % 2 else 5.0) for s in range(20)},
+                       "mtpe-8": {s: flat(2.0) for s in range(20)}}}
+    assert ratio_interval(problem, runs["branin"], "double", "mtpe", 10) == pytest.approx((2.0, 2.0))
+    low, high = ratio_interval(problem, runs["branin"], "mixed", "mtpe", 10)
+    assert low < 0.5 and high > 4.0
+    assert ratio_interval(problem, runs["branin"], "double", "mtpe", 11) is None  # no run went that far
+
+    summary = goal_summary(table_rows(runs, [10]), rivals=("mixed",), budgets=(10,), parallel_budget=10, runs=runs)
+    assert "parallel @10 branin: mtpe-8 regret / mtpe's = 2.00 (NOT within 10 %; 90 % of seed resamples " \
+           "2.00-2.00)" in summary
+    # mixed's median (seeds split evenly: the mean of 0.1 and 5) is worse than mtpe's, so mtpe is not "worse"
+    assert "mtpe worse than a rival in: none" in summary
+    summary = goal_summary(table_rows(runs, [10]), candidate="mixed", rivals=("mtpe",), budgets=(10,), runs=runs)
+    assert "mixed worse than a rival in: branin vs mtpe (2.55x; 90 % of seed resamples " in summary
