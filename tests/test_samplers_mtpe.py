@@ -325,7 +325,7 @@ def _moved_by_a_batch_of_local_moves(seed: int, **knobs) -> list[set[int]]:
     trials = Trials()
     _ask(trials, SIX, trials.new_trial_ids(12), seed=seed)
     _finish(trials, lambda p: sum((v - 0.3) ** 2 for v in p.values()), SIX)
-    _ask(trials, SIX, trials.new_trial_ids(6), seed=seed + 100, local_prob=1.0, **knobs)
+    _ask(trials, SIX, trials.new_trial_ids(6), seed=seed + 100, local_prob=1.0, pending_local_prob=1.0, **knobs)
     space = mtpe.Space(translate(SIX), mtpe.Knobs().min_gap)
     history = mtpe.History.from_trials(space.params, trials.trials)
     encoded = space.encode(history.x)
@@ -390,16 +390,16 @@ def _siblings(pending: bool) -> Trials:
 
 def test_with_trials_pending_a_local_move_carries_an_improving_sibling_over_to_the_best():
     trials, best = _siblings(pending=True), {"p0": 0.2} | {f"p{i}": 0.5 for i in range(1, 6)}
-    [doc] = _ask(trials, SIX, trials.new_trial_ids(1), seed=0, local_prob=1.0, merge=1.0)
+    [doc] = _ask(trials, SIX, trials.new_trial_ids(1), seed=0, local_prob=1.0, pending_local_prob=1.0, merge=1.0)
     assert _point(doc) == best | {"p1": 0.8}
-    [doc] = _ask(trials, SIX, trials.new_trial_ids(1), seed=0, local_prob=1.0, merge=1.0)
+    [doc] = _ask(trials, SIX, trials.new_trial_ids(1), seed=0, local_prob=1.0, pending_local_prob=1.0, merge=1.0)
     moved = {label for label, value in _point(doc).items() if value != best[label]}
     assert 1 <= len(moved) <= 2 and _point(doc) != best | {"p1": 0.8}  # merged once: then plain moves from the best
 
 
 def test_merging_siblings_waits_for_pending_trials_and_changes_nothing_for_one_worker():
     def alone(merge: float) -> dict:
-        [doc] = _ask(_siblings(pending=False), SIX, [13], seed=0, local_prob=1.0, merge=merge)
+        [doc] = _ask(_siblings(pending=False), SIX, [13], seed=0, local_prob=1.0, pending_local_prob=1.0, merge=merge)
         return _point(doc)
 
     assert alone(1.0) == alone(0.0)
@@ -422,5 +422,33 @@ def test_a_carried_over_move_that_opens_a_branch_brings_the_branch_values_of_the
     _insert(trials, NESTED, base | {"lr": 0.5}, 1.0)  # the best
     _insert(trials, NESTED, base | {"depth": 1, "units": 2}, 2.0)  # opened a branch and improved too
     _insert(trials, NESTED, {"depth": 0, "k": 5, "lr": 1.0}, None)
-    [doc] = _ask(trials, NESTED, trials.new_trial_ids(1), seed=0, local_prob=1.0, merge=1.0)
+    [doc] = _ask(trials, NESTED, trials.new_trial_ids(1), seed=0, local_prob=1.0, pending_local_prob=1.0, merge=1.0)
     assert values_from_misc(translate(NESTED), doc["misc"]) == {"depth": 1, "units": 2, "k": 3, "lr": 0.5}
+
+
+def test_while_trials_are_pending_local_moves_take_their_own_share(monkeypatch):
+    """With several workers, neighbours of the best tried at once are the parallel hill-climb: the share of
+    local moves is ``pending_local_prob`` from the second point of a batch on, and ``local_prob`` otherwise."""
+    pending_seen = []
+    original = mtpe.Proposer.local
+    monkeypatch.setattr(mtpe.Proposer, "local",
+                        lambda self, *args: pending_seen.append(self.history.n_pending) or original(self, *args))
+    trials, rng = Trials(), np.random.default_rng(0)
+    for _ in range(12):
+        _insert(trials, SIX, {f"p{i}": float(rng.uniform()) for i in range(6)}, float(rng.uniform()))
+    _ask(trials, SIX, trials.new_trial_ids(8), seed=0, local_prob=0.0, pending_local_prob=1.0, merge=0.0)
+    assert pending_seen == [1, 2, 3, 4, 5, 6, 7]  # the first point had nothing pending: TPE's
+    pending_seen.clear()
+    _ask(trials, SIX, trials.new_trial_ids(4), seed=1, local_prob=1.0, pending_local_prob=0.0, merge=0.0)
+    assert pending_seen == []  # the 8 above are still out
+    assert mtpe.Knobs().pending_local_prob > mtpe.Knobs().local_prob
+
+
+def test_the_pending_share_of_local_moves_changes_nothing_for_one_worker():
+    def search(share: float) -> list[dict]:
+        trials = Trials()
+        fmin(nested_loss, NESTED, algo=functools.partial(mtpe.suggest, pending_local_prob=share), max_evals=30,
+             trials=trials, rstate=np.random.default_rng(3), show_progressbar=False)
+        return [_point(doc) for doc in trials.trials]
+
+    assert search(0.0) == search(1.0)

@@ -5,10 +5,10 @@ A hyperopt ``suggest`` function (``suggest(new_ids, domain, trials, seed)``), so
 
 * **start-up** (fewer than ``n_startup`` finished trials): the most distant of ``n_fill``
   random points from every trial so far, pending ones included (space-filling, not i.i.d.);
-* **local search** (probability ``local_prob``): a one- or two-parameter move from one of the best
-  trials, the move White et al. (2020) found state of the art on cell-based NAS tables; with trials
-  pending, half of them (``merge``) instead carry over to the best trial a move that improved another
-  finished trial, as moves asked together come back together;
+* **local search** (probability ``local_prob``, ``pending_local_prob`` while trials are pending): a one-
+  or two-parameter move from one of the best trials, the move White et al. (2020) found state of the art
+  on cell-based NAS tables; with trials pending, half of them (``merge``) instead carry over to the best
+  trial a move that improved another finished trial, as moves asked together come back together;
 * **branch turn** (probability ``arm_prob`` times the share of the parameters that belong to one
   option of a top-level ``hp.choice``, so none in a flat space): the top-level branch (say, a model
   family) with the fewest trials gets the turn, and the point is TPE fitted to that branch's trials
@@ -58,6 +58,8 @@ class Knobs:
     n_startup: int = 10  # finished trials before TPE models
     n_fill: int = 64  # random points the start-up design picks the most distant of
     local_prob: float = 0.4  # share of post-start-up suggestions that are local moves
+    pending_local_prob: float = 0.7  # the same while trials are pending (several workers): neighbours of the best
+    # tried at once are how a hill-climb runs in parallel; tuned on seeds 100-139, checked on 0-59 (search_quality.md)
     explore_prob: float = 0.0  # share of post-start-up suggestions drawn space-filling
     n_candidates: int = 64  # TPE draws from l(x) scored by l(x)/g(x) (Optuna: 24)
     min_gap: float = 0.01  # floats closer than this share of their range count as equal
@@ -345,7 +347,8 @@ class Proposer:
             return self.accept(self.space_filling())
         if self.space.top and rng.random() < knobs.arm_prob * self.space.owned:
             return self.accept(self.in_branch(self.pick_arm()) or self.space_filling())
-        first = self.local() if draw < knobs.explore_prob + knobs.local_prob else self.tpe()
+        local_prob = knobs.pending_local_prob if self.history.n_pending else knobs.local_prob
+        first = self.local() if draw < knobs.explore_prob + local_prob else self.tpe()
         return self.accept(first or self.local() or self.tpe() or self.space_filling())
 
     def pick_arm(self) -> np.ndarray:
