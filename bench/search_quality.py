@@ -381,12 +381,13 @@ def ratio_interval(problem: Problem, by_algo: dict[str, dict[int, list[float]]],
     seeds are drawn again with replacement (one draw for both: they ran on the same seeds, and noisy problems
     share their noise by seed): the central ``level`` of those ratios. It tells a cell that the samplers decide
     from one that 20 seeds cannot, which a median alone hides. None with fewer than two common seeds."""
-    seeds = [s for s in by_algo.get(algo, {}) if s in by_algo.get(reference, {})
-             and min(len(by_algo[algo][s]), len(by_algo[reference][s])) >= budget]
-    if len(seeds) < 2:
+    pairs = [(best_so_far(by_algo[algo][s], budget), best_so_far(by_algo[reference][s], budget))
+             for s in by_algo.get(algo, {}) if s in by_algo.get(reference, {})]
+    pairs = [pair for pair in pairs if None not in pair]
+    if len(pairs) < 2:
         return None
-    regret = np.array([[by_algo[a][s][budget - 1] - problem.optimum for s in seeds] for a in (algo, reference)])
-    draws = np.random.default_rng(0).integers(len(seeds), size=(resamples, len(seeds)))
+    regret = np.array(pairs).T - problem.optimum  # (2, seeds): algo's row, then the reference's
+    draws = np.random.default_rng(0).integers(len(pairs), size=(resamples, len(pairs)))
     medians = np.median(regret[:, draws], axis=2)
     ratios = [_ratio(top, bottom) for top, bottom in medians.T]
     tail = (1 - level) / 2
