@@ -554,7 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
           f"{time.perf_counter() - started:.0f}s in all.\n")
     print(format_table(rows, budgets))
-    for text in (goal_summary(rows, runs=runs), parallel_lag(runs)):
+    lags = "\n".join(filter(None, (parallel_lag(runs, budget) for budget in budgets)))  # where the lag builds up
+    for text in (goal_summary(rows, runs=runs), lags):
         if text:
             print("\n" + text)
     if args.cost_trials and "mtpe" in algos:
