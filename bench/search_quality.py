@@ -40,7 +40,11 @@ Noisy readings (each problem as ``<name>_noisy``; bench/results/search_quality_n
 
     python bench/search_quality.py [--seeds 10] [--seed-offset 0] [--budgets 25,50,100,200]
                                    [--problems branin,hartmann6] [--algos tpe,rand,anneal,gp] [--slow-seeds 3]
-                                   [--slow-budget 25] [--full]
+                                   [--slow-budget 25] [--full] [--save-runs runs.json]
+
+Seed sets run apart pool into one table (a seed saved twice must hold the same curve): save each with
+``--save-runs seeds_0_19.json``, then ``python bench/search_quality.py --load-runs seeds_0_19.json
+seeds_20_59.json``, which runs nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import ast
 import concurrent.futures
 import contextlib
 import functools
+import json
 import math
 import re
 import statistics
@@ -351,6 +356,33 @@ def collect_runs(problems: Sequence[str], algos: Sequence[str], budgets: Sequenc
     return runs
 
 
+def save_runs(runs: Runs, path: Path) -> None:
+    """Write the incumbent curves as JSON, so that seed sets run apart can be pooled (:func:`load_runs`)."""
+    path.write_text(json.dumps({name: {algo: {str(seed): values for seed, values in by_seed.items()}
+                                       for algo, by_seed in by_algo.items()} for name, by_algo in runs.items()}))
+
+
+def load_runs(paths: Sequence[Path]) -> Runs:
+    """The runs saved by ``--save-runs`` in each file, pooled; a (problem, algorithm, seed) saved twice with
+    different curves is refused (the files then come from different code or settings)."""
+    runs: Runs = {}
+    for path in paths:
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read saved runs from {path}: {error}; give a file written by --save-runs") \
+                from None
+        for name, by_algo in saved.items():
+            for algo, by_seed in by_algo.items():
+                pooled = runs.setdefault(name, {}).setdefault(algo, {})
+                for seed, values in by_seed.items():
+                    if pooled.get(int(seed), values) != values:
+                        raise ValueError(f"{path}: {name} {algo} seed {seed} differs from the same run in an "
+                                         "earlier file; pool only runs of the same code and settings")
+                    pooled[int(seed)] = values
+    return runs
+
+
 def format_table(rows: Sequence[Row], budgets: Sequence[int]) -> str:
     """One line per (problem, algorithm): median best-so-far and ratio to rand at each budget."""
     width = max([7, *(len(r.algo) for r in rows)])
@@ -512,6 +544,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "mtpe and tpe after this many finished trials (0: skip)")
     parser.add_argument("--seed-offset", type=int, default=0, help="first seed (tune on seeds >= 100, report 0-19)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each single-threaded)")
+    parser.add_argument("--save-runs", type=Path, default=None, help="also write every run's best-so-far "
+                        "curve to this JSON file (to pool seed sets later with --load-runs)")
+    parser.add_argument("--load-runs", type=Path, nargs="+", default=None, help="run nothing: pool the runs saved "
+                        "in these --save-runs files (seed sets run apart) and print their tables")
     parser.add_argument("--full", action="store_true", help="every problem and algorithm, more seeds, the slow "
                         "algorithms further (hours)")
     return parser.parse_args(argv)
@@ -520,6 +556,44 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     budgets = sorted({int(b) for b in args.budgets.split(",")})
+    started = time.perf_counter()
+    if args.load_runs:
+        try:
+            runs = load_runs(args.load_runs)
+        except ValueError as error:
+            sys.exit(str(error))
+        print(f"search quality: runs pooled from {', '.join(map(str, args.load_runs))}: "
+              + "; ".join(f"{name} {algo} {len(by_seed)} seeds" for name, by_algo in runs.items()
+                          for algo, by_seed in by_algo.items()), flush=True)
+        algos = sorted({algo for by_algo in runs.values() for algo in by_algo})
+        missing = [name for name, by_algo in runs.items() if BASELINE not in by_algo]
+        if missing:
+            sys.exit(f"the saved runs of {', '.join(missing)} have no {BASELINE} runs, which the ratios need; "
+                     f"save runs with {BASELINE} among --algos")
+    else:
+        runs, algos = _run(args, budgets)
+        if args.save_runs:
+            save_runs(runs, args.save_runs)
+    rows = table_rows(runs, budgets)
+    print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
+          f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "
+          f"({'/'.join(SLOW_ALGOS)} stop at --slow-budget, over --slow-seeds seeds). "
+          f"{time.perf_counter() - started:.0f}s in all.\n")
+    print(format_table(rows, budgets))
+    lags = "\n".join(filter(None, (parallel_lag(runs, budget) for budget in budgets)))  # where the lag builds up
+    for text in (goal_summary(rows, runs=runs), lags):
+        if text:
+            print("\n" + text)
+    if args.cost_trials and "mtpe" in algos and not args.load_runs:
+        cost = suggestion_ms(args.cost_trials)
+        print(f"\nCPU ms per suggestion after {args.cost_trials} finished trials of the classic space (median of 5): "
+              + ", ".join(f"{name} {ms:.1f}" for name, ms in cost.items())
+              + f"; mtpe / tpe = {cost['mtpe'] / cost['tpe']:.2f}x")
+    return 0
+
+
+def _run(args: argparse.Namespace, budgets: list[int]) -> tuple[Runs, list[str]]:
+    """The runs the arguments ask for, and the algorithms run (those unavailable here are said, left out)."""
     seeds = args.seeds or (20 if args.full else 10)
     slow_seeds = args.slow_seeds or (10 if args.full else 3)
     slow_budget = args.slow_budget or (100 if args.full else 25)
@@ -545,25 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"search quality: {len(problems)} problems x {algos}, {seeds} seeds from {args.seed_offset}, "
           f"budgets {budgets}; "
           f"slow {'/'.join(SLOW_ALGOS)}: {slow_seeds} seeds up to {slow_budget} evaluations", flush=True)
-    started = time.perf_counter()
     runs = collect_runs(problems, algos, budgets, seeds, slow_seeds=slow_seeds, slow_budget=slow_budget,
                         log=lambda line: print(line, flush=True), jobs=args.jobs, seed_offset=args.seed_offset)
-    rows = table_rows(runs, budgets)
-    print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
-          f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "
-          f"({'/'.join(SLOW_ALGOS)} stop at {slow_budget}, over {slow_seeds} seeds). "
-          f"{time.perf_counter() - started:.0f}s in all.\n")
-    print(format_table(rows, budgets))
-    lags = "\n".join(filter(None, (parallel_lag(runs, budget) for budget in budgets)))  # where the lag builds up
-    for text in (goal_summary(rows, runs=runs), lags):
-        if text:
-            print("\n" + text)
-    if args.cost_trials and "mtpe" in algos:
-        cost = suggestion_ms(args.cost_trials)
-        print(f"\nCPU ms per suggestion after {args.cost_trials} finished trials of the classic space (median of 5): "
-              + ", ".join(f"{name} {ms:.1f}" for name, ms in cost.items())
-              + f"; mtpe / tpe = {cost['mtpe'] / cost['tpe']:.2f}x")
-    return 0
+    return runs, algos
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from needs import require
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import problems as pb  # noqa: E402
-from bench.search_quality import main, run_benchmark  # noqa: E402
+from bench.search_quality import _one_run, load_runs, main, run_benchmark  # noqa: E402
 
 
 def test_synthetic_problems_reach_their_known_optimum_at_their_known_minimisers():
@@ -63,6 +64,30 @@ def test_benchmark_table_has_a_row_per_algo_and_budget_and_gp_stops_at_its_budge
     out = capsys.readouterr().out
     table = out[out.index("problem "):].splitlines()
     assert [line.split()[:3] for line in table[2:]] == [["branin", "rand", "2"], ["branin", "anneal", "2"]]
+
+
+def test_saved_runs_of_two_seed_sets_pool_into_one_table_and_conflicting_files_are_refused(tmp_path, capsys):
+    first, second = tmp_path / "seeds_0_1.json", tmp_path / "seeds_2_3.json"
+    common = ["--problems", "branin", "--algos", "rand,anneal", "--seeds", "2", "--budgets", "5,10"]
+    assert main([*common, "--save-runs", str(first)]) == 0
+    assert main([*common, "--seed-offset", "2", "--save-runs", str(second)]) == 0
+    capsys.readouterr()
+
+    assert main(["--budgets", "5,10", "--load-runs", str(first), str(second)]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("problem "):].splitlines()
+    assert [line.split()[:3] for line in table[2:]] == [["branin", "rand", "4"], ["branin", "anneal", "4"]]
+    pooled = load_runs([first, second])["branin"]["anneal"]
+    assert sorted(pooled) == [0, 1, 2, 3] and all(len(curve) == 10 for curve in pooled.values())
+    assert pooled[3] == _one_run(("branin", "anneal", 10, 3))[0]  # a saved curve is the run itself
+
+    tampered = json.loads(second.read_text())
+    tampered["branin"]["anneal"]["3"][-1] += 1.0
+    (tmp_path / "other.json").write_text(json.dumps(tampered))
+    with pytest.raises(SystemExit, match="branin anneal seed 3 differs"):
+        main(["--load-runs", str(second), str(tmp_path / "other.json")])
+    with pytest.raises(SystemExit, match="cannot read saved runs from .*missing.json"):
+        main(["--load-runs", str(tmp_path / "missing.json")])
 
 
 def test_tpe_beats_random_search_on_branin_at_100_evaluations():
