@@ -432,6 +432,9 @@ def _interval_text(runs: Runs | None, problem: str, algo: str, reference: str, b
     return "" if interval is None else f"; {INTERVAL * 100:.0f} % of seed resamples {interval[0]:.2f}-{interval[1]:.2f}"
 
 
+PARALLEL_PAIRS = (("mtpe-8", "mtpe"), ("tpe-8", "tpe"), ("optuna-8", "optuna"))  # (8 pending, sequential)
+
+
 def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[str] = ("tpe", "optuna"),
                  budgets: Sequence[int] = (50, 100, 200), parallel: str = "mtpe-8", parallel_budget: int = 100,
                  parallel_rivals: Sequence[str] = ("tpe-8", "optuna-8"), runs: Runs | None = None) -> str:
@@ -451,10 +454,24 @@ def goal_summary(rows: Sequence[Row], candidate: str = "mtpe", rivals: Sequence[
             ratio = _ratio(par.median_regret, seq.median_regret)
             lines.append(f"parallel @{parallel_budget} {problem}: {parallel} regret / {candidate}'s = {ratio:.2f} "
                          f"({'within' if ratio <= 1.1 else 'NOT within'} 10 %"
-                         f"{_interval_text(runs, problem, parallel, candidate, parallel_budget)})")
+                         f"{_interval_text(runs, problem, parallel, candidate, parallel_budget)})"
+                         + _rivals_parallel(cell, runs, problem, parallel_budget, exclude=parallel))
     if any(r.algo in parallel_rivals for r in rows):
         lines += _against_rivals(cell, problems, parallel, parallel_rivals, budgets, runs)
     return "\n".join(lines)
+
+
+def _rivals_parallel(cell: dict[tuple[str, str, int], Row], runs: Runs | None, problem: str, budget: int,
+                     exclude: str) -> str:
+    """The same ratio for each other sampler of :data:`PARALLEL_PAIRS` that was run both ways: whether the
+    clause is one the rivals meet tells a sampler's own gap from the cost of 7 unseen results."""
+    parts = []
+    for par, seq in PARALLEL_PAIRS:
+        if par != exclude and (problem, par, budget) in cell and (problem, seq, budget) in cell:
+            ratio = _ratio(cell[problem, par, budget].median_regret, cell[problem, seq, budget].median_regret)
+            interval = ratio_interval(_problem(problem), runs[problem], par, seq, budget) if runs else None
+            parts.append(f"{par} / {seq} {ratio:.2f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else ""))
+    return f"; the same for the rivals: {', '.join(parts)}" if parts else ""
 
 
 def _against_rivals(cell: dict[tuple[str, str, int], Row], problems: Sequence[str], candidate: str,
@@ -480,9 +497,6 @@ def _miss(cell: dict[tuple[str, str, int], Row], problem: str, candidate: str, r
         return f"{problem} vs {rival}"
     ratio = _ratio(cell[problem, candidate, budget].median_regret, cell[problem, rival, budget].median_regret)
     return f"{problem} vs {rival} ({ratio:.2f}x{_interval_text(runs, problem, candidate, rival, budget)})"
-
-
-PARALLEL_PAIRS = (("mtpe-8", "mtpe"), ("tpe-8", "tpe"), ("optuna-8", "optuna"))  # (8 pending, sequential)
 
 
 def median_regret_curve(problem: Problem, by_seed: dict[int, list[float]], length: int) -> list[float]:

@@ -66,6 +66,7 @@ def test_benchmark_runs_mtpe_optuna_and_each_with_8_pending_and_summarises_the_g
     summary = goal_summary(rows, budgets=(40,), parallel_budget=40).splitlines()
     assert summary[0].startswith("@40: mean regret / random's: mtpe") and "tpe " in summary[0]
     assert summary[1].startswith("parallel @40 conv_blocks: mtpe-8 regret / mtpe's")
+    assert "; the same for the rivals: tpe-8 / tpe " in summary[1] and ", optuna-8 / optuna " in summary[1]
     assert summary[2].startswith("@40: mean regret / random's: mtpe-8") and "optuna-8" in summary[2]
 
 
@@ -124,9 +125,10 @@ def test_ratio_interval_tells_a_gap_the_seeds_decide_from_one_they_cannot():
     assert low < 0.5 and high > 4.0
     assert ratio_interval(problem, runs["branin"], "double", "mtpe", 11) is None  # no run went that far
 
+    runs["branin"] |= {"tpe": runs["branin"]["mtpe"], "tpe-8": runs["branin"]["mixed"]}
     summary = goal_summary(table_rows(runs, [10]), rivals=("mixed",), budgets=(10,), parallel_budget=10, runs=runs)
     assert "parallel @10 branin: mtpe-8 regret / mtpe's = 2.00 (NOT within 10 %; 90 % of seed resamples " \
-           "2.00-2.00)" in summary
+           "2.00-2.00); the same for the rivals: tpe-8 / tpe 2.55 (" in summary  # and no optuna-8: not run
     # mixed's median (seeds split evenly: the mean of 0.1 and 5) is worse than mtpe's, so mtpe is not "worse"
     assert "mtpe worse than a rival in: none" in summary
     summary = goal_summary(table_rows(runs, [10]), candidate="mixed", rivals=("mtpe",), budgets=(10,), runs=runs)
