@@ -44,7 +44,7 @@ Noisy readings (each problem as ``<name>_noisy``; bench/results/search_quality_n
 
 Seed sets run apart pool into one table (a seed saved twice must hold the same curve): save each with
 ``--save-runs seeds_0_19.json``, then ``python bench/search_quality.py --load-runs seeds_0_19.json
-seeds_20_59.json``, which runs nothing.
+seeds_20_59.json``, which runs nothing (``--problems`` and ``--algos`` then pick among the saved runs).
 """
 
 from __future__ import annotations
@@ -561,7 +561,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-runs", type=Path, default=None, help="also write every run's best-so-far "
                         "curve to this JSON file (to pool seed sets later with --load-runs)")
     parser.add_argument("--load-runs", type=Path, nargs="+", default=None, help="run nothing: pool the runs saved "
-                        "in these --save-runs files (seed sets run apart) and print their tables")
+                        "in these --save-runs files (seed sets run apart) and print their tables (--problems and "
+                        "--algos pick among them)")
     parser.add_argument("--full", action="store_true", help="every problem and algorithm, more seeds, the slow "
                         "algorithms further (hours)")
     return parser.parse_args(argv)
@@ -572,18 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     budgets = sorted({int(b) for b in args.budgets.split(",")})
     started = time.perf_counter()
     if args.load_runs:
-        try:
-            runs = load_runs(args.load_runs)
-        except ValueError as error:
-            sys.exit(str(error))
-        print(f"search quality: runs pooled from {', '.join(map(str, args.load_runs))}: "
-              + "; ".join(f"{name} {algo} {len(by_seed)} seeds" for name, by_algo in runs.items()
-                          for algo, by_seed in by_algo.items()), flush=True)
-        algos = sorted({algo for by_algo in runs.values() for algo in by_algo})
-        missing = [name for name, by_algo in runs.items() if BASELINE not in by_algo]
-        if missing:
-            sys.exit(f"the saved runs of {', '.join(missing)} have no {BASELINE} runs, which the ratios need; "
-                     f"save runs with {BASELINE} among --algos")
+        runs, algos = _load(args)
     else:
         runs, algos = _run(args, budgets)
         if args.save_runs:
@@ -604,6 +594,34 @@ def main(argv: Sequence[str] | None = None) -> int:
               + ", ".join(f"{name} {ms:.1f}" for name, ms in cost.items())
               + f"; mtpe / tpe = {cost['mtpe'] / cost['tpe']:.2f}x")
     return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[Runs, list[str]]:
+    """The saved runs of ``--load-runs``, pooled, and narrowed to ``--problems`` and ``--algos`` when given
+    (random search stays: the ratios need it)."""
+    try:
+        runs = load_runs(args.load_runs)
+    except ValueError as error:
+        sys.exit(str(error))
+    saved_algos = list(dict.fromkeys(algo for by_algo in runs.values() for algo in by_algo))
+    problems = args.problems.split(",") if args.problems else list(runs)
+    requested = _split_algos(args.algos) if args.algos else saved_algos
+    algos = [BASELINE, *(algo for algo in requested if algo != BASELINE)]
+    for kind, wanted, saved in (("problem", problems, list(runs)), ("algorithm", algos, saved_algos)):
+        unknown = [name for name in wanted if name not in saved]
+        if unknown:
+            fix = f"save runs with {BASELINE} among --algos: the ratios need it" if BASELINE in unknown else \
+                "choose among those"
+            sys.exit(f"the saved runs have no {kind} {', '.join(unknown)} (they hold {', '.join(saved)}); {fix}")
+    runs = {name: {algo: runs[name][algo] for algo in algos if algo in runs[name]} for name in problems}
+    missing = [name for name, by_algo in runs.items() if BASELINE not in by_algo]
+    if missing:
+        sys.exit(f"the saved runs of {', '.join(missing)} have no {BASELINE} runs, which the ratios need; "
+                 f"save runs with {BASELINE} among --algos")
+    print(f"search quality: runs pooled from {', '.join(map(str, args.load_runs))}: "
+          + "; ".join(f"{name} {algo} {len(by_seed)} seeds" for name, by_algo in runs.items()
+                      for algo, by_seed in by_algo.items()), flush=True)
+    return runs, algos
 
 
 def _run(args: argparse.Namespace, budgets: list[int]) -> tuple[Runs, list[str]]:

@@ -81,6 +81,12 @@ def test_saved_runs_of_two_seed_sets_pool_into_one_table_and_conflicting_files_a
     assert sorted(pooled) == [0, 1, 2, 3] and all(len(curve) == 10 for curve in pooled.values())
     assert pooled[3] == _one_run(("branin", "anneal", 10, 3))[0]  # a saved curve is the run itself
 
+    assert main(["--budgets", "10", "--load-runs", str(first), "--algos", "anneal", "--problems", "branin"]) == 0
+    table = capsys.readouterr().out.split("problem ")[1].splitlines()
+    assert [line.split()[1] for line in table[2:]] == ["rand", "anneal"]  # rand stays: the ratios need it
+    with pytest.raises(SystemExit, match="saved runs have no algorithm tpe .they hold rand, anneal"):
+        main(["--load-runs", str(first), "--algos", "tpe"])
+
     tampered = json.loads(second.read_text())
     tampered["branin"]["anneal"]["3"][-1] += 1.0
     (tmp_path / "other.json").write_text(json.dumps(tampered))
