@@ -559,7 +559,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed-offset", type=int, default=0, help="first seed (tune on seeds >= 100, report 0-19)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each single-threaded)")
     parser.add_argument("--save-runs", type=Path, default=None, help="also write every run's best-so-far "
-                        "curve to this JSON file (to pool seed sets later with --load-runs)")
+                        "curve to this JSON file (to pool seed sets later with --load-runs; with --load-runs, the "
+                        "pooled runs)")
     parser.add_argument("--load-runs", type=Path, nargs="+", default=None, help="run nothing: pool the runs saved "
                         "in these --save-runs files (seed sets run apart) and print their tables (--problems and "
                         "--algos pick among them)")
@@ -572,12 +573,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     budgets = sorted({int(b) for b in args.budgets.split(",")})
     started = time.perf_counter()
-    if args.load_runs:
-        runs, algos = _load(args)
-    else:
-        runs, algos = _run(args, budgets)
-        if args.save_runs:
-            save_runs(runs, args.save_runs)
+    if args.save_runs and not args.save_runs.parent.is_dir():  # checked before hours of runs, not after
+        sys.exit(f"--save-runs {args.save_runs}: the folder {args.save_runs.parent} does not exist; create it or "
+                 "give another path")
+    runs, algos = _load(args) if args.load_runs else _run(args, budgets)
+    if args.save_runs:
+        save_runs(runs, args.save_runs)
     rows = table_rows(runs, budgets)
     print(f"\nmedian best-so-far objective (minimised) over seeds; in brackets, median simple regret / that of "
           f"{BASELINE} on the same seeds (lower is better, < 1 beats random). '-': budget not run "

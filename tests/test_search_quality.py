@@ -94,6 +94,8 @@ def test_saved_runs_of_two_seed_sets_pool_into_one_table_and_conflicting_files_a
         main(["--load-runs", str(second), str(tmp_path / "other.json")])
     with pytest.raises(SystemExit, match="cannot read saved runs from .*missing.json"):
         main(["--load-runs", str(tmp_path / "missing.json")])
+    with pytest.raises(SystemExit, match="the folder .*nowhere does not exist"):  # refused before anything runs
+        main([*common, "--save-runs", str(tmp_path / "nowhere" / "runs.json")])
 
 
 def test_tpe_beats_random_search_on_branin_at_100_evaluations():
