@@ -106,6 +106,7 @@ class Study:
         try:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)
+            self._last_algo = saved.settings.get("algo") if saved is not None else None
             sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
             if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers):
                 check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
@@ -242,6 +243,9 @@ class Study:
 
     def _warn_startup(self) -> None:
         s = self.settings
+        if self._last_algo and self._last_algo != s.algo:  # the algorithm may change between runs: say when it does
+            print(f"note: this search's last run used --algo {self._last_algo}; it goes on with --algo {s.algo} "
+                  f"(give --algo {self._last_algo} to keep it)", flush=True)
         startup = startup_trials(s)
         if startup is not None and s.max_evals <= startup:
             print(f"warning: --max-evals {s.max_evals} <= {startup} start-up trials (--n-startup-trials): the sampler "

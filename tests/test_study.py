@@ -199,7 +199,7 @@ def test_resuming_with_a_setting_that_changes_scores_is_refused_and_nothing_is_w
 
 
 def test_resuming_with_other_space_or_objective_code_is_refused_but_budget_and_algo_may_change(tmp_path,
-                                                                                            monkeypatch):
+                                                                                            monkeypatch, capsys):
     import importlib
 
     module = tmp_path / "user_objective.py"
@@ -217,8 +217,14 @@ def test_resuming_with_other_space_or_objective_code_is_refused_but_budget_and_a
         st.Study(settings, space=QUICK, objective=user.loss)
     module.write_text("def loss(point):\n    return point['x'] ** 2\n")
     user = importlib.reload(user)
+    capsys.readouterr()
     with st.Study(settings.replace(max_evals=5, algo="tpe", threads=3), space=QUICK, objective=user.loss) as study:
         assert len(study.optimize()) == 5
+    assert "note: this search's last run used --algo rand; it goes on with --algo tpe (give --algo rand to keep " \
+           "it)" in capsys.readouterr().out
+    with st.Study(settings.replace(max_evals=6, algo="tpe"), space=QUICK, objective=user.loss) as study:
+        assert len(study.optimize()) == 6
+    assert "last run used" not in capsys.readouterr().out  # the same algorithm again: nothing to say
 
 
 def test_a_corrupt_trials_file_is_refused_and_left_untouched(tmp_path):
