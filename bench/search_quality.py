@@ -608,12 +608,11 @@ def _load(args: argparse.Namespace) -> tuple[Runs, list[str]]:
     problems = args.problems.split(",") if args.problems else list(runs)
     requested = _split_algos(args.algos) if args.algos else saved_algos
     algos = [BASELINE, *(algo for algo in requested if algo != BASELINE)]
-    for kind, wanted, saved in (("problem", problems, list(runs)), ("algorithm", algos, saved_algos)):
+    for kind, wanted, saved in (("problem", problems, list(runs)), ("algorithm", algos[1:], saved_algos)):
         unknown = [name for name in wanted if name not in saved]
         if unknown:
-            fix = f"save runs with {BASELINE} among --algos: the ratios need it" if BASELINE in unknown else \
-                "choose among those"
-            sys.exit(f"the saved runs have no {kind} {', '.join(unknown)} (they hold {', '.join(saved)}); {fix}")
+            sys.exit(f"the saved runs have no {kind} {', '.join(unknown)} (they hold {', '.join(saved)}); "
+                     "choose among those")
     runs = {name: {algo: runs[name][algo] for algo in algos if algo in runs[name]} for name in problems}
     missing = [name for name, by_algo in runs.items() if BASELINE not in by_algo]
     if missing:
