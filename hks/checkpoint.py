@@ -6,15 +6,15 @@ One file per trial that is training, ``<results_dir>/checkpoints/<experiment>/tr
 replaced atomically after every ``--checkpoint-every`` epochs and removed once the trial's result
 is recorded (a paused trial's stays: it resumes from it when promoted, ``--prune-pause``). It
 holds the model's weights, the optimizer's variables (its step count and moments, so learning-rate
-schedules go on where they stopped), the per-epoch history and early stopping's state, as plain
-arrays and one JSON text. They are read back into a model rebuilt from the same
+schedules go on where they stopped), the model's random seed states (so dropout draws the masks an
+uninterrupted run would, not again those of the first epochs), the per-epoch history and early
+stopping's state, as plain arrays and one JSON text. They are read back into a model rebuilt from the same
 point, so any Keras builder resumes (no custom objects to deserialise). A file that belongs to
 another point, seed or epoch budget, or whose arrays do not fit the rebuilt model, is ignored and
 the trial starts afresh.
 
-What a resumed trial does not repeat exactly: the order in which the training data is shuffled in
-the epochs after the resume (the data pipeline starts again), so its later epochs equal an
-uninterrupted run's in distribution, not bit for bit.
+The training data's shuffles and augmentations go on too: the trial's pipeline is wound on past the
+epochs done (:func:`hks.data.skip_epochs`) before training resumes.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class Checkpoint:
     weights: list[np.ndarray] = field(default_factory=list)
     optimizer: list[np.ndarray] = field(default_factory=list)
     best_weights: list[np.ndarray] = field(default_factory=list)  # early stopping's, with --save-models
+    seeds: list[np.ndarray] = field(default_factory=list)  # random seed states (none in checkpoints before them)
 
     @property
     def epochs_done(self) -> int:
@@ -85,7 +86,8 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
     meta = {"version": FORMAT_VERSION, "fingerprint": checkpoint.fingerprint, "history": checkpoint.history,
             "stopping": checkpoint.stopping}
     arrays = {"meta": np.array(json.dumps(meta))}
-    for prefix, values in (("w", checkpoint.weights), ("o", checkpoint.optimizer), ("b", checkpoint.best_weights)):
+    for prefix, values in (("w", checkpoint.weights), ("o", checkpoint.optimizer), ("b", checkpoint.best_weights),
+                           ("s", checkpoint.seeds)):
         arrays.update({f"{prefix}{i}": np.asarray(value) for i, value in enumerate(values)})
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     with open(partial, "wb") as out:
@@ -100,13 +102,13 @@ def load(path: Path | None, expected: str) -> tuple[Checkpoint | None, str]:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            lists = {prefix: _numbered(data, prefix) for prefix in "wob"}
+            lists = {prefix: _numbered(data, prefix) for prefix in "wobs"}
     except (OSError, ValueError, KeyError) as exc:
         return None, f"unreadable checkpoint {path.name} set aside ({type(exc).__name__})"
     if meta.get("version") != FORMAT_VERSION or meta.get("fingerprint") != expected:
         return None, f"checkpoint {path.name} is of another point, seed or --epochs; starting afresh"
     return Checkpoint(meta["fingerprint"], meta["history"], meta.get("stopping") or {}, lists["w"], lists["o"],
-                      lists["b"]), ""
+                      lists["b"], lists["s"]), ""
 
 
 def _numbered(data: Any, prefix: str) -> list[np.ndarray]:
@@ -142,19 +144,31 @@ def capture(model: Any, fingerprint_: str, history: dict[str, list[float]], stop
             best_weights: list[np.ndarray] | None = None) -> Checkpoint:
     """The state of a model being trained (its optimizer built by the first step)."""
     return Checkpoint(fingerprint_, history, stopping, [np.asarray(w) for w in model.get_weights()],
-                      [np.asarray(v) for v in model.optimizer.variables], list(best_weights or []))
+                      [np.asarray(v) for v in model.optimizer.variables], list(best_weights or []),
+                      [np.asarray(v) for v in seed_states(model)])
+
+
+def seed_states(model: Any) -> list[Any]:
+    """The model's variables that are not weights: Keras's seed generator states (dropout and other random
+    layers), which ``get_weights`` leaves out. Left behind, a resumed trial would draw its first epochs'
+    dropout masks again, on its first epochs' batches: a replay the model has already fitted."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def restore(model: Any, checkpoint: Checkpoint) -> bool:
-    """Put the checkpoint's weights and optimizer state into a freshly built, compiled ``model``;
-    False (nothing changed) when they do not fit it."""
+    """Put the checkpoint's weights, optimizer and seed states into a freshly built, compiled ``model``;
+    False (nothing changed) when they do not fit it. A checkpoint without seed states (written before
+    they were saved) leaves the model's as they are."""
     optimizer = model.optimizer
     if not optimizer.built:
         optimizer.build(model.trainable_variables)
-    if not (_fits(model.get_weights(), checkpoint.weights) and _fits(optimizer.variables, checkpoint.optimizer)):
+    seeds = seed_states(model) if checkpoint.seeds else []
+    if not (_fits(model.get_weights(), checkpoint.weights) and _fits(optimizer.variables, checkpoint.optimizer)
+            and _fits(seeds, checkpoint.seeds)):
         return False
     model.set_weights(checkpoint.weights)
-    for variable, value in zip(optimizer.variables, checkpoint.optimizer):
+    for variable, value in zip([*optimizer.variables, *seeds], [*checkpoint.optimizer, *checkpoint.seeds]):
         variable.assign(value)
     return True
 

@@ -224,6 +224,10 @@ def _targets(split: Split) -> dict[str, np.ndarray]:
     return targets
 
 
+KERAS_ITERATORS_PER_EPOCH = 2  # Keras 3's fit over a dataset of known length: one to train on, one made at
+# the epoch's end and dropped
+
+
 def point_augmentation(point: dict, augment_crop: bool) -> dict[str, Any]:
     """The training-batch augmentation a space point asks for (``random_crop``, ``cutout``) or the settings do."""
     return {"augment_crop": bool(augment_crop or point.get("random_crop")), "cutout": int(point.get("cutout") or 0)}
@@ -258,6 +262,18 @@ def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop:
         options.threading.max_intra_op_parallelism = 1
         ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def skip_epochs(dataset: Any, epochs: int) -> Any:
+    """``dataset`` (a training pipeline) wound on past its first ``epochs`` epochs, reading nothing.
+
+    Each iterator made of a training pipeline draws the next shuffle, and Keras makes
+    :data:`KERAS_ITERATORS_PER_EPOCH` per epoch; so a trial resumed after ``epochs`` epochs makes and drops
+    as many first, and its next epochs are shuffled and augmented exactly as an uninterrupted run's
+    (``tests/test_checkpoint.py`` checks it against the pinned Keras), not as its first epochs were."""
+    for _ in range(KERAS_ITERATORS_PER_EPOCH * epochs):
+        iter(dataset)
+    return dataset
 
 
 def _cutout(images, size: int, seed: int | None):

@@ -21,7 +21,7 @@ from hks import checkpoint as ckpt
 from hks import progress
 from hks import results as res
 from hks.config import Settings
-from hks.data import Splits, archive_path, load_splits, make_dataset, point_augmentation
+from hks.data import Splits, archive_path, load_splits, make_dataset, point_augmentation, skip_epochs
 from hks.errors import ConfigError, DatasetError, HksError
 from hks.memory import PeakRss, release_memory, use_cpu_allocator
 from hks.model import build_model
@@ -161,7 +161,9 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     """
 
     augment = point_augmentation(point or {}, settings.augment_crop)
+    done = resumed.epochs_done if resumed is not None else 0
     train = make_dataset(splits.train, batch_size, training=True, seed=seed, threads=settings.threads, **augment)
+    train = skip_epochs(train, done)
     val = make_dataset(splits.val, batch_size, training=False, threads=settings.threads)
     prior = resumed.history if resumed is not None else {}
     stopping = early_stopping(settings, resumed)
@@ -174,7 +176,6 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     callbacks.append(epoch_progress_callback(settings, on_epoch, verbose))
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}", point))
-    done = resumed.epochs_done if resumed is not None else 0
     history: dict[str, list[float]] = {}
     if done < settings.epochs and not (resumed is not None and resumed.finished):
         fitted = model.fit(train, validation_data=val, epochs=settings.epochs, initial_epoch=done, verbose=0,
