@@ -186,6 +186,15 @@ class Heartbeat(threading.Thread):
             self.join()
 
 
+def requeue_lost(store: p.JobStore, exp_key: str, settings: Settings) -> None:
+    """Requeue the trials whose worker was lost; one failed for good (tried ``--max-attempts`` times) has
+    its checkpoint removed here, where that is decided, as nobody will resume it (where the checkpoint is
+    on this machine: a worker elsewhere keeps its own until a search there ends)."""
+    for job in store.requeue_expired(exp_key, settings.max_attempts):
+        if p.gave_up(job, settings.max_attempts):
+            remove_checkpoint(trial_checkpoint(settings, exp_key, job.tid))
+
+
 @dataclass
 class Worker:
     """One worker process's loop over one experiment."""
@@ -235,7 +244,7 @@ class Worker:
             while not max_trials or self.trials_run < max_trials:
                 self.stopper.check()
                 if time.monotonic() - last_sweep >= SWEEP_SECONDS:
-                    self._retrying(lambda: self.store.requeue_expired(self.exp_key, self.settings.max_attempts),
+                    self._retrying(lambda: requeue_lost(self.store, self.exp_key, self.settings),
                                    "requeueing lost trials")
                     last_sweep = time.monotonic()
                 job = self._retrying(lambda: self.store.reserve(self.exp_key, self.worker_id,

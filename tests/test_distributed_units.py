@@ -11,6 +11,7 @@ import pytest
 from distributed_helpers import OBJECTIVE, SPACE
 from store_fixtures import make_store, unique_exp_key
 
+from hks.checkpoint import trial_checkpoint
 from hks.config import Settings, resolve
 from hks.errors import ConfigError, DatasetError, StoreError
 from hks.experiment import register
@@ -21,7 +22,7 @@ from hks.samplers import make_sampler
 from hks.store import mask_url, open_store, store_url
 from hks.store import protocol as p
 from hks.store.hyperopt_docs import finished_result
-from hks.worker import Worker, trial_settings
+from hks.worker import Worker, requeue_lost, trial_settings
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -90,6 +91,27 @@ def test_a_trial_failed_by_lost_workers_is_a_failed_result_not_a_lost_trial(stor
     result = finished_result(job, objectives_for_tests.SPACE)
     assert result["status"] == "fail" and result["error_type"] == p.WORKER_LOST
     assert result["space"] == {"x": 0.0, "shape": "flat"}
+
+
+def test_a_trial_given_up_loses_its_checkpoint_and_one_requeued_keeps_it(store, tmp_path):
+    settings = _settings(tmp_path, max_attempts=2)
+    register_experiment(store, settings)
+    store.insert_jobs([p.Job(settings.experiment_name, tid, doc={"misc": {"tid": tid, "vals": {"x": [0.0],
+                                                                                               "shape": [0]}}})
+                       for tid in range(2)])
+    files = [trial_checkpoint(settings, settings.experiment_name, tid) for tid in range(2)]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
+    store.reserve(settings.experiment_name, "w", lease_seconds=0.01)  # trial 0: lost twice
+    time.sleep(0.05)
+    requeue_lost(store, settings.experiment_name, settings)
+    store.reserve(settings.experiment_name, "w", lease_seconds=0.01)
+    store.reserve(settings.experiment_name, "w", lease_seconds=0.01)  # trial 1: lost once
+    time.sleep(0.05)
+    requeue_lost(store, settings.experiment_name, settings)
+    assert [(job.tid, job.state) for job in store.load(settings.experiment_name)] == [(0, p.FAILED), (1, p.NEW)]
+    assert [path.exists() for path in files] == [False, True]  # nobody will resume trial 0; trial 1 resumes from it
 
 
 class _StudyStub:

@@ -11,6 +11,7 @@ import os
 import signal
 
 from hks.runners import Search
+from hks.worker import requeue_lost
 
 STOP_DEADLINE_SECONDS = 30.0  # a long epoch: release the trial and exit rather than keep the user waiting
 
@@ -52,7 +53,7 @@ def _serve(study: Search, worker) -> None:
     settings = study.settings
     while True:
         worker.stopper.check()
-        study.store.requeue_expired(study.exp_key, settings.max_attempts)
+        requeue_lost(study.store, study.exp_key, settings)
         study.sync()
         if study.finished_count() >= settings.max_evals and not study.promote(final=True):
             return

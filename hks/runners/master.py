@@ -19,6 +19,7 @@ from hks.gpus import worker_count
 from hks.local_workers import LocalWorkers
 from hks.runners import Search
 from hks.store import protocol as p
+from hks.worker import requeue_lost
 
 POLL_MIN_SECONDS, POLL_MAX_SECONDS = 0.05, 0.5
 SWEEP_SECONDS = 1.0  # how often to requeue expired leases and count live workers (leases last longer)
@@ -88,7 +89,7 @@ class Master:
         """One look at the store; True once the budget is spent."""
         study, store = self.study, self.study.store
         if time.monotonic() - self.swept_at >= SWEEP_SECONDS:
-            store.requeue_expired(study.exp_key, study.settings.max_attempts)
+            requeue_lost(store, study.exp_key, study.settings)
             store.touch_worker(p.WorkerInfo(self.me, study.exp_key, MASTER_STATE, None, time.time()))
             self.live = self._live_workers()
             self.swept_at = time.monotonic()

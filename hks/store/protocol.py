@@ -120,10 +120,15 @@ def lease_lost_reason(job: Job, now: float) -> str:
             f"on attempt {job.attempts}")
 
 
+def gave_up(job: Job, max_attempts: int) -> bool:
+    """Whether a running job whose lease expires is failed for good rather than requeued."""
+    return job.attempts >= max_attempts
+
+
 def expiry_changes(job: Job, now: float, max_attempts: int) -> dict[str, Any]:
     """The fields to set on a running job whose lease expired: requeue it, or fail it for good."""
     reason = lease_lost_reason(job, now)
-    if job.attempts >= max_attempts:
+    if gave_up(job, max_attempts):
         error = f"gave up after {job.attempts} attempts: {reason}"
         result = {"status": "fail", "loss": None, "error": error, "error_type": WORKER_LOST, "tid": job.tid,
                   "finished_at": now}
