@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from hks.errors import ConfigError
+
 RESULT_SUFFIX = ".txt.json"
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
@@ -70,6 +72,21 @@ def _umask() -> int:
 
 def atomic_pickle(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def make_results_dir(results_dir: str | os.PathLike) -> None:
+    """Create ``--results-dir`` now, or say in one line why it cannot be: found out after a trial, it
+    would cost that trial's JSON and stop the search with a traceback."""
+    path = Path(results_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        usable = os.access(path, os.W_OK | os.X_OK)
+    except OSError as exc:
+        reason = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+        raise ConfigError(f"--results-dir {path} cannot be a folder of results ({reason}): "
+                          "give a folder that exists or can be created") from None
+    if not usable:
+        raise ConfigError(f"--results-dir {path} is not writable: give a folder you can write to")
 
 
 def write_result(result: dict[str, Any], results_dir: str | os.PathLike) -> Path:

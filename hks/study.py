@@ -111,6 +111,7 @@ class Study:
             if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers):
                 check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
+            res.make_results_dir(self.settings.results_dir)
             self.experiment = exp.register(self.store, self.settings, self.space, self.objective)
             self.oracle = Oracle(self.store, self.exp_key, sampler, pruner, _result_view(self.settings))
         except BaseException:

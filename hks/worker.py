@@ -411,6 +411,7 @@ def start_worker(local: Settings, *, space_name: str | None = None, objective_na
     space, objective = check_experiment(experiment, space_name or experiment.space,
                                         objective_name or experiment.objective)
     settings = trial_settings(experiment, local)
+    res.make_results_dir(settings.results_dir)
     if getattr(objective, "__module__", "") == "hks.objective" and not wants_fresh_process(settings.trial_process,
                                                                                             objective):
         # Import TensorFlow and cap its threads now, not while holding the first trial's lease.

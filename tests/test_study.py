@@ -237,6 +237,23 @@ def test_a_corrupt_trials_file_is_refused_and_left_untouched(tmp_path):
     assert path.read_bytes() == b"\x80\x04garbage"
 
 
+def test_a_results_dir_that_cannot_be_a_folder_is_refused_in_one_line_before_any_trial(tmp_path):
+    calls = []
+
+    def counted(point):
+        calls.append(point)
+        return square(point)
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for results_dir, reason in ((a_file, "it is a file"), (a_file / "results", "Not a directory")):
+        with pytest.raises(ConfigError, match=f"--results-dir {results_dir} cannot be a folder of results "
+                                              f"\\({reason}\\)") as err:
+            st.Study(_quick_settings(tmp_path, results_dir=str(results_dir)), space=QUICK, objective=counted)
+        assert "\n" not in str(err.value)
+    assert calls == [] and a_file.read_text() == "mine"
+
+
 def test_two_searches_on_one_trials_file_are_refused(tmp_path):
     settings = _quick_settings(tmp_path)
     with st.Study(settings, space=QUICK, objective=square):
