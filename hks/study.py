@@ -275,11 +275,21 @@ class Study:
                 print(next_step_line(self.settings, self.url), flush=True)
 
     # --- ask and tell -------------------------------------------------------------------------
+    @property
+    def remaining(self) -> int:
+        """Trials left in the budget (``max_evals`` counts every trial finished so far, earlier runs' too):
+        what a loop of your own asks for, so that running it again resumes it rather than overruns it."""
+        self.sync()
+        return max(0, self.settings.max_evals - self.finished_count())
+
     def ask(self) -> Trial:
-        """A new trial to evaluate yourself (recorded as running until you :meth:`tell` its outcome)."""
+        """A new trial to evaluate yourself (recorded as running until you :meth:`tell` its outcome);
+        refused once ``max_evals`` trials have finished."""
         from hyperopt import space_eval
 
-        self.sync()
+        if not self.remaining:
+            raise ConfigError(f"the budget of {self.settings.max_evals} trials is spent (max_evals counts every "
+                              "trial so far): raise max_evals to ask for more, or loop over study.remaining")
         self.oracle.ask(1)
         job = self.store.reserve(self.exp_key, "ask-tell", self.settings.lease_seconds * 1e6)
         return Trial(job.tid, space_eval(self.space, job.vals()), job)

@@ -306,8 +306,10 @@ def test_ask_and_tell_drive_a_search_of_your_own_loop(tmp_path):
         for _ in range(12):
             trial = study.ask()
             study.tell(trial, square(trial.point))
-        assert len(study.results) == 12
+        assert len(study.results) == 12 and study.remaining == 0
         assert abs(study.best["space"]["x"]) < 1.0
+        with pytest.raises(ConfigError, match="the budget of 12 trials is spent"):
+            study.ask()
     jobs = _records(settings.trials_file)
     assert [j.state for j in jobs] == [p.DONE] * 12
 
@@ -319,10 +321,15 @@ def test_the_readme_api_example_runs(tmp_path):
     code = block.split("```python", 1)[1].split("```", 1)[0]
     script = tmp_path / "example.py"
     script.write_text(code)
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=child_env(), capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "best" in done.stdout and (tmp_path / "results.pkl").exists()
+    runs = [subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=child_env(), capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert [done.returncode for done in runs] == [0, 0], runs[-1].stderr[-3000:]
+    assert "best" in runs[0].stdout and (tmp_path / "results.pkl").exists()
+    # run again, both searches resume with nothing left to run, and each keeps its own results folder
+    assert "trial 11/10" not in runs[1].stdout and "nothing to run" in runs[1].stdout
+    assert len(_records(tmp_path / "ask_tell.pkl")) == 10
+    assert len(list((tmp_path / "results" / "ask_tell").glob("*.json"))) == 10
+    assert len(list((tmp_path / "results").glob("*.json"))) == 30
 
 
 # --- layout ----------------------------------------------------------------------------------------------
