@@ -47,14 +47,17 @@ def _describe(key: str) -> str:
         key, flag_name(key))
 
 
-def check_identity(saved: dict[str, Any], mine: dict[str, Any], where: str) -> None:
-    """Refuse to resume when anything that changes what a score means differs."""
-    for key, value in mine.items():
-        if key in saved and saved[key] != value:
+def check_identity(saved: dict[str, Any], mine: dict[str, Any], where: str, new_search: str) -> None:
+    """Refuse to resume when anything that changes what a score means differs; the space and objective
+    (names, then code) first, since they make it another search whatever the settings say.
+    ``new_search``: the flags that start one beside it."""
+    first = ("space", "objective", "space_fingerprint", "objective_fingerprint")
+    for key in sorted(mine, key=lambda key: first.index(key) if key in first else len(first)):
+        if key in saved and saved[key] != mine[key]:
             raise ConfigError(
-                f"{where} was made with {_describe(key)} {saved[key]!r}, but this run has {value!r}: its trials were "
-                f"scored differently. Use the same value to resume it, or start a new search (another --trials-file "
-                f"or --experiment-name); nothing was changed")
+                f"{where} was made with {_describe(key)} {saved[key]!r}, but this run has {mine[key]!r}: its trials "
+                f"were scored differently. Use the same value to resume it, or start a new search ({new_search}); "
+                "nothing was changed")
 
 
 def register(store: p.JobStore, settings: Settings, space: Any, objective: Callable[..., Any]) -> p.Experiment:
@@ -65,8 +68,9 @@ def register(store: p.JobStore, settings: Settings, space: Any, objective: Calla
                               settings.objective, recorded)
     saved = store.get_experiment(experiment.exp_key)
     if saved is not None:
+        new_search = "another --experiment-name" if "://" in store.url else "another --trials-file and --results-dir"
         check_identity(saved.settings.get(IDENTITY_KEY) or saved.settings, mine,
-                       f"experiment {experiment.exp_key!r} in {store.url}")
+                       f"experiment {experiment.exp_key!r} in {store.url}", new_search)
         experiment.created_at = saved.created_at
     store.put_experiment(experiment)
     return experiment

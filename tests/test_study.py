@@ -195,6 +195,7 @@ def test_resuming_with_a_setting_that_changes_scores_is_refused_and_nothing_is_w
     flag = "--" + name.replace("_", "-")
     saved = getattr(settings, name)
     assert f"{flag} {saved!r}, but this run has {CHANGED[name]!r}" in message and "\n" not in message
+    assert "start a new search (another --trials-file and --results-dir)" in message  # a file holds one search
     assert Path(settings.trials_file).read_bytes() == before
 
 
@@ -211,6 +212,8 @@ def test_resuming_with_other_space_or_objective_code_is_refused_but_budget_and_a
         study.optimize()
     with pytest.raises(ConfigError, match="search space code"):
         st.Study(settings, space={"x": hp.uniform("x", -3, 3)}, objective=user.loss)
+    with pytest.raises(ConfigError, match="search space code"):  # another search's settings too: its code first
+        st.Study(settings.replace(seed=7), space={"x": hp.uniform("x", -3, 3)}, objective=user.loss)
     module.write_text("def loss(point):\n    return point['x'] ** 2 + 1\n")  # same name, other code
     user = importlib.reload(user)
     with pytest.raises(ConfigError, match="objective code"):
