@@ -236,8 +236,10 @@ def test_a_corrupt_trials_file_is_refused_and_left_untouched(tmp_path):
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(TrialsFileError, match="is corrupt or unreadable") as err:
         st.Study(settings, space=QUICK, objective=square)
-    assert "delete_results.sh" in str(err.value) and "\n" not in str(err.value)
+    assert "move it away or delete it to start a new search" in str(err.value) and "\n" not in str(err.value)
     assert path.read_bytes() == b"\x80\x04garbage"
+    with pytest.raises(TrialsFileError, match=f"--trials-file {tmp_path} is a folder: give a file in it"):
+        st.Study(settings.replace(trials_file=str(tmp_path)), space=QUICK, objective=square)
 
 
 def test_a_results_dir_that_cannot_be_a_folder_is_refused_in_one_line_before_any_trial(tmp_path):

@@ -36,12 +36,15 @@ JOBS_KEY = "hks_jobs"  # attachment: the trial records, as dicts
 
 
 def _hint(path: Path) -> str:
-    return (f"move it away or delete it (./delete_results.sh) to start a new search, or pass --trials-file "
-            f"OTHER.pkl; {path} was left untouched")
+    # not ./delete_results.sh: it deletes HKS_TRIALS_FILE's file and folder, which need not be this one
+    return (f"move it away or delete it to start a new search, or pass --trials-file OTHER.pkl; {path} was left "
+            "untouched")
 
 
 def read_trials_file(path: Path) -> Trials:
     """The hyperopt ``Trials`` pickled at ``path``, or a one-line :class:`TrialsFileError`."""
+    if path.is_dir():
+        raise TrialsFileError(f"--trials-file {path} is a folder: give a file in it, e.g. {path / 'results.pkl'}")
     try:
         with path.open("rb") as handle:
             trials = pickle.load(handle)
