@@ -228,6 +228,7 @@ def resolve(args: argparse.Namespace | Mapping[str, Any] | None = None,
     cli = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    from_env: dict[str, str] = {}
     for f in _fields():
         env = f.metadata["env"]
         if cli.get(f.name) is not None:
@@ -235,8 +236,9 @@ def resolve(args: argparse.Namespace | Mapping[str, Any] | None = None,
             values[f.name] = _convert(f, raw, flag_name(f.name)) if isinstance(raw, str) else raw
         elif env and environ.get(env, "") != "":
             values[f.name] = _convert(f, environ[env], env)
+            from_env[f.name] = env
     settings = Settings(**values)
-    _validate(settings)
+    _validate(settings, lambda name: from_env.get(name) or flag_name(name))
     return settings
 
 
@@ -250,28 +252,25 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def _validate(settings: Settings) -> None:
-    if settings.max_evals < 0:
-        raise ConfigError(f"--max-evals must be >= 0, got {settings.max_evals}")
-    if settings.epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {settings.epochs}")
+def _validate(settings: Settings, named: Callable[[str], str] = flag_name) -> None:
+    """Refuse impossible values in one line; ``named(field)``: where the value came from (its flag, or the
+    environment variable that set it), so that the line names what to fix."""
+    for name, low in (("max_evals", 0), ("epochs", 1), ("dataset_size", 0), ("checkpoint_every", 0), ("threads", 0),
+                      ("prune_min_epochs", 1), ("prune_reduction_factor", 2), ("prune_brackets", 0)):
+        if getattr(settings, name) < low:
+            meaning = _ZERO_MEANS.get(name, "")
+            raise ConfigError(f"{named(name)} must be >= {low}{meaning}, got {getattr(settings, name)}")
     if not 0.0 < settings.val_fraction < 1.0:
-        raise ConfigError(f"--val-fraction must be between 0 and 1, got {settings.val_fraction}")
-    if settings.dataset_size < 0:
-        raise ConfigError(f"--dataset-size must be >= 0 (0 means all), got {settings.dataset_size}")
-    if settings.checkpoint_every < 0:
-        raise ConfigError(f"--checkpoint-every must be >= 0 (0: no checkpoints), got {settings.checkpoint_every}")
+        raise ConfigError(f"{named('val_fraction')} must be between 0 and 1, got {settings.val_fraction}")
     _validate_base_lr(settings.base_lr)
     _validate_pruning(settings)
 
 
+_ZERO_MEANS = {"dataset_size": " (0 means all)", "checkpoint_every": " (0: no checkpoints)",
+               "threads": " (0: TensorFlow decides)"}
+
+
 def _validate_pruning(settings: Settings) -> None:
-    if settings.prune_min_epochs < 1:
-        raise ConfigError(f"--prune-min-epochs must be >= 1, got {settings.prune_min_epochs}")
-    if settings.prune_reduction_factor < 2:
-        raise ConfigError(f"--prune-reduction-factor must be >= 2, got {settings.prune_reduction_factor}")
-    if settings.prune_brackets < 0:
-        raise ConfigError(f"--prune-brackets must be >= 0, got {settings.prune_brackets}")
     if settings.prune_pause and settings.prune != "asha":
         raise ConfigError(f"--prune-pause pauses ASHA's trials: use it with --prune asha, not --prune {settings.prune}")
     if settings.prune_pause and settings.checkpoint_every == 0:

@@ -89,8 +89,8 @@ class LocalWorkers:
             with open(self.log_path(index), "ab") as log:
                 self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                        stdin=subprocess.DEVNULL, preexec_fn=orphaned))
-        print(f"started {self.count} local workers ({self.threads} threads each), logs in {self.log_dir}/",
-              flush=True)
+        workers = f"{self.count} local worker{'s' if self.count != 1 else ''}"
+        print(f"started {workers} ({self.threads} threads each), logs in {self.log_dir}/", flush=True)
 
     def log_path(self, index: int) -> Path:
         return self.log_dir / f"worker-{index}.log"

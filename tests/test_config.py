@@ -37,6 +37,9 @@ def test_cli_flag_beats_environment():
     ([], {"HKS_EPOCHS": "ten"}, "HKS_EPOCHS='ten' is not a valid int"),
     (["--val-fraction", "1.5"], {}, "--val-fraction must be between 0 and 1"),
     ([], {"HKS_DATASET": "mnist"}, "HKS_DATASET='mnist' is not one of cifar100, cifar10"),
+    ([], {"HKS_MAX_EVALS": "-3"}, "HKS_MAX_EVALS must be >= 0, got -3"),  # names what set it: the variable
+    (["--max-evals", "-3"], {"HKS_MAX_EVALS": "5"}, "--max-evals must be >= 0, got -3"),
+    (["--threads", "-1"], {}, "--threads must be >= 0 (0: TensorFlow decides), got -1"),
 ])
 def test_bad_values_give_one_clear_line(argv, env, fragment):
     with pytest.raises(ConfigError) as err:

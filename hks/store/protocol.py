@@ -129,7 +129,7 @@ def expiry_changes(job: Job, now: float, max_attempts: int) -> dict[str, Any]:
     """The fields to set on a running job whose lease expired: requeue it, or fail it for good."""
     reason = lease_lost_reason(job, now)
     if gave_up(job, max_attempts):
-        error = f"gave up after {job.attempts} attempts: {reason}"
+        error = f"gave up after {job.attempts} attempt{'s' if job.attempts != 1 else ''}: {reason}"
         result = {"status": "fail", "loss": None, "error": error, "error_type": WORKER_LOST, "tid": job.tid,
                   "finished_at": now}
         return {"state": FAILED, "error": error, "result": result, "finished_at": now, "lease_expires": None}
