@@ -22,7 +22,7 @@ from hks import config
 from hks import results as res
 from hks.config import Settings
 from hks.data import Split, Splits, class_names, load_cifar, make_dataset, point_augmentation
-from hks.errors import HksError
+from hks.errors import ConfigError, HksError
 from hks.model import build_model
 from hks.objective import (
     configure_tensorflow,
@@ -344,8 +344,24 @@ def register_evaluate(subparsers) -> None:
     parser.set_defaults(func=evaluate_command)
 
 
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")  # what matplotlib writes, by the file's suffix
+
+
+def check_image_path(path: str | Path, flag: str) -> None:
+    """Refuse, before any work, a picture path that matplotlib could not write (or would write elsewhere)."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ConfigError(f"{flag} {path}: give an image file name ending in {', '.join(IMAGE_SUFFIXES[:-1])}")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if path.is_dir() or (blocking is not None and not blocking.is_dir()):
+        raise ConfigError(f"{flag} {path}: {path if path.is_dir() else blocking} is in the way (a folder where the "
+                          "file should be, or a file where a folder should be); give another file name")
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     settings = config.resolve({k: v for k, v in vars(args).items() if k not in ("confusion", "models")})
+    if args.confusion:
+        check_image_path(args.confusion, "--confusion")
     for model in args.models:
         confusion = args.confusion
         if confusion and len(args.models) > 1:

@@ -141,6 +141,19 @@ def test_evaluate_refuses_a_missing_or_foreign_file_in_one_line(tmp_path, capsys
     assert "is not a loadable Keras model" in err and len(err.splitlines()) == 1
 
 
+
+def test_evaluate_refuses_a_confusion_path_it_could_not_write_before_evaluating(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for picture, fragment in ((tmp_path / "conf.txt", "give an image file name ending in .png"),
+                              (tmp_path, "give an image file name"),  # a folder: it would have written beside it
+                              (a_file / "conf.png", f"{a_file} is in the way")):
+        assert main(["evaluate", str(tmp_path / "missing.keras"), "--confusion", str(picture)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and "missing.keras" not in err and len(err.splitlines()) == 1  # before the model
+    assert a_file.read_text() == "mine"
+
+
 def _summaries(folder: Path) -> list:
     import tensorflow as tf
 
