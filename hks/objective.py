@@ -80,7 +80,11 @@ def check_setup(settings: Settings, *, load: bool = True) -> None:
     writes anything. ``load``: read the splits now (cached for this process's trials); else only find the archive."""
     require_tensorboard(settings)
     if load:
-        splits_for(settings)
+        splits = splits_for(settings)
+        have = len(splits.train) + len(splits.val)
+        if settings.dataset_size > have:
+            print(f"note: --dataset-size {settings.dataset_size} is more than the {have} training images "
+                  f"{settings.dataset} has here: all {have} are used", flush=True)
     else:
         archive_path(settings.dataset, settings.data_dir, settings.download)
 

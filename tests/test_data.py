@@ -55,6 +55,16 @@ def test_dataset_size_limits_the_training_pool(cifar10_dir):
     assert len(splits.train) + len(splits.val) == 600 and len(splits.test) == 1017
 
 
+def test_a_dataset_size_beyond_the_archive_is_said_before_the_search(tiny_settings, capsys):
+    from hks.objective import check_setup
+
+    check_setup(tiny_settings.replace(dataset_size=2000))  # the CIFAR-100 mini archive has 486 training images
+    assert "note: --dataset-size 2000 is more than the 486 training images cifar100 has here: all 486 are used" \
+        in capsys.readouterr().out
+    check_setup(tiny_settings.replace(dataset_size=300))
+    assert "note" not in capsys.readouterr().out
+
+
 def test_training_batches_are_augmented_and_evaluation_batches_are_not(cifar10_dir):
     split = data.load_cifar("cifar10", cifar10_dir, download=False).train.take(np.arange(64))
     plain = next(iter(data.make_dataset(split, 64, training=False)))[0].numpy()
