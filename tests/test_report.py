@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from chromium import Browser, chromium_executable
@@ -198,6 +199,9 @@ def test_report_from_a_job_store_url_shows_running_and_queued_trials(search, tmp
         assert main(_report_args(search, url, tmp_path / "out")) == 0
         assert "report: 1 trial(s), 1 succeeded, 1 running, 2 queued" in capsys.readouterr().out
         page = (tmp_path / "out" / "report.html").read_text()
+        password = urlsplit(url).password
+        if password:  # the page names its source, never the store's password
+            assert password not in page and f"{urlsplit(url).username}:***@" in page
         live = page.split('id="live"')[1].split("<nav>")[0]
         assert "1/4 trials done; 1 running, 2 queued" in live and "worker-2" in live and "0.17" in live
         assert "Queued: trial(s) 3, 4." in live

@@ -26,6 +26,7 @@ from hks.report.frame import ACCURACY, flatten_point, param_columns, results_fra
 from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
 from hks.report.snapshot import Snapshot, as_snapshot
+from hks.store.urls import mask_url
 
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "report"
@@ -87,6 +88,7 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
             "pending": pl.pending_payload(snapshot.pending), "importance": pl.importance_payload(importance),
             "constant": pl.constant_settings(frame, columns)}
     title = f"{snapshot.experiment} \u2014 {snapshot.dataset}: hks search report"
+    source = mask_url(source)  # a store URL's password never reaches the page
     page = render_page(title, _summary(frame, snapshot, source), sections, notices=_notices(frame, source),
                        live=_live_panel(snapshot, refresh_seconds), data_json=pl.page_json(data))
     res.atomic_write_bytes(outcome.page, page.encode("utf-8"))
