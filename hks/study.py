@@ -228,6 +228,8 @@ class Study:
 
         if self.budget_spent():
             print(self.progress.describe_start(), flush=True)  # the budget is spent: says so, runs nothing
+            if self.url:  # workers still waiting (their master died before the end) are told to go home
+                self.store.finish_experiment(self.exp_key)
             return self.results
         self._warn_startup()
         store = f", store {self.store.url}" if self.url else ""

@@ -247,21 +247,21 @@ class Worker:
                     self._retrying(lambda: requeue_lost(self.store, self.exp_key, self.settings),
                                    "requeueing lost trials")
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_look >= FINISHED_CHECK_SECONDS:  # after each trial, and while idle:
+                    if self._should_leave():  # trials queued beyond a finished search's budget are not run
+                        break
+                    last_look = time.monotonic()
                 job = self._retrying(lambda: self.store.reserve(self.exp_key, self.worker_id,
                                                                 self.settings.lease_seconds), "reserving a trial")
                 if job is not None:
                     self.run_job(job)
-                    idle_since, poll = time.monotonic(), IDLE_POLL_MIN
+                    idle_since, poll, last_look = time.monotonic(), IDLE_POLL_MIN, -float("inf")
                     continue
                 idle = time.monotonic() - idle_since
                 if self.settings.idle_timeout and idle >= self.settings.idle_timeout:
                     print(f"worker {self.worker_id}: idle for {idle:.0f}s, exiting after {self.trials_run} trials",
                           flush=True)
                     break
-                if time.monotonic() - last_look >= FINISHED_CHECK_SECONDS:
-                    if self._should_leave():
-                        break
-                    last_look = time.monotonic()
                 if time.monotonic() - last_touch > PRESENCE_SECONDS:
                     self._retrying(lambda: self.store.touch_worker(self.presence("idle")), "announcing this worker")
                     last_touch = time.monotonic()

@@ -23,6 +23,7 @@ from hks.runners.master import MASTER_STATE, claim_experiment
 from hks.store import open_store
 from hks.store import protocol as p
 from hks.study import Study
+from hks.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,16 +77,24 @@ def test_trials_that_finished_while_no_master_ran_get_their_json_result_on_resta
     assert written == [0.25, 0.5]
 
 
-def test_a_restarted_master_whose_budget_is_spent_starts_no_workers(tmp_path, url, capsys):
+def test_a_restarted_master_whose_budget_is_spent_starts_no_workers_and_sends_waiting_ones_home(tmp_path, url,
+                                                                                                  capsys):
     settings = _settings(tmp_path, url, max_evals=1, workers=2)
     with Study(settings) as study:
-        study.oracle.ask(1)
+        study.oracle.ask(3)  # its master died with 3 queued; a worker finished one, spending the budget of 1
         study.store.complete(study.store.reserve(study.exp_key, "w", 30), {"status": "ok", "loss": 1.0})
     with Study(settings) as study:
         study.optimize()
     out = capsys.readouterr().out
     assert "nothing to run: 1 trials are done" in out and "started" not in out
     assert not (Path(settings.results_dir) / "workers").exists()
+    with open_store(url) as store:
+        assert store.get_experiment(settings.experiment_name).finished_at is not None
+        worker = Worker(store, store.get_experiment(settings.experiment_name), settings, objectives_for_tests.SPACE,
+                        objectives_for_tests.quadratic)
+        assert worker.run() == 0  # it leaves at once, and the 2 trials queued beyond the budget are not run
+        assert [job.state for job in store.load(settings.experiment_name)] == [p.DONE, p.NEW, p.NEW]
+    assert f"experiment {settings.experiment_name!r} is finished; exiting after 0 trials" in capsys.readouterr().out
 
 
 def _search(tmp_path, name: str, evals: int) -> list:
