@@ -166,11 +166,12 @@ class Heartbeat(threading.Thread):
                 self.lost = True
                 self.on_time_limit()
                 return
+            number = progress.trial_number(self.job.tid)  # counted from 1, as every other line counts trials
             renewed = call_quietly(lambda: self.worker.store.heartbeat(self.job, self.lease_seconds),
-                                   f"renewing the lease of trial {self.job.tid}", NOTICE)
+                                   f"renewing the lease of trial {number}", NOTICE)
             if renewed is False:
                 self.lost = True
-                print(f"worker: lost the lease of trial {self.job.tid} (it was requeued): stopping its training "
+                print(f"worker: lost the lease of trial {number} (it was requeued): stopping its training "
                       "at the next epoch", flush=True)
                 return
             if renewed:
