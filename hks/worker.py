@@ -312,7 +312,14 @@ class Worker:
         """The fenced completion, then (only if it was accepted) the trial's one JSON result."""
         result = {**res.to_jsonable(result), "tid": job.tid, "worker": self.worker_id, "attempt": job.attempts}
         number = progress.trial_number(job.tid)
-        if self._retrying(lambda: self.store.complete(job, result), f"writing the result of trial {number}"):
+        try:
+            completed = self._retrying(lambda: self.store.complete(job, result),
+                                       f"writing the result of trial {number}")
+        except Stopped:  # stopped while the store was out: say what becomes of the trial, never lose it silently
+            print(f"{self.about(job)}: stopped before its result could be written (the store is unreachable); it "
+                  "runs again once its lease expires", flush=True)
+            raise
+        if completed:
             save_result(result, self.settings.results_dir)
             if not result.get("paused"):  # a paused trial resumes from it when promoted
                 remove_checkpoint(self.checkpoint(job))

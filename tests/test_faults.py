@@ -22,6 +22,7 @@ from store_fixtures import make_store, postgres_url, unique_exp_key
 from hks.config import Settings
 from hks.errors import StoreError, WorkerError
 from hks.objective import save_result
+from hks.stopping import Stopped
 from hks.store import mask_url, open_store, split_credentials
 from hks.store import protocol as p
 from hks.store.retry import is_outage, retrying
@@ -332,6 +333,26 @@ def test_the_result_json_is_written_only_after_the_store_accepted_the_completion
     assert [f.name for f in (tmp_path / "results").glob("*.txt.json")] == ["model_1.0000_second.txt.json"]
     path = save_result({**result, "model_name": "model_1.0000_second", "loss": 9.0}, tmp_path / "results")
     assert '"loss": 1.0' in path.read_text()  # written once: a second writer changes nothing
+
+
+def test_a_worker_stopped_while_the_store_is_out_says_its_finished_trial_will_run_again(store, tmp_path, capsys,
+                                                                                      monkeypatch):
+    import sqlalchemy
+
+    worker = _worker(store, tmp_path, objectives_for_tests.quadratic)
+    store.insert_jobs(_jobs(worker.exp_key, [0]))
+    job = store.reserve(worker.exp_key, worker.worker_id, 30)
+
+    def server_gone(*_):
+        worker.stopper.request()  # SIGTERM arrives while the completion waits for the server
+        raise sqlalchemy.exc.OperationalError("UPDATE jobs", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(store, "complete", server_gone)
+    with pytest.raises(Stopped):
+        worker.complete(job, {"status": "ok", "loss": 1.0, "model_name": "model_1.0000_x"})
+    assert "trial 1: stopped before its result could be written (the store is unreachable); it runs " \
+           "again once its lease expires" in capsys.readouterr().out
+    assert not list((tmp_path / "results").glob("*.txt.json"))  # no JSON without the store's record: no duplicate
 
 
 def test_a_worker_with_the_objectives_name_but_other_code_is_refused(tmp_path):
