@@ -121,14 +121,14 @@ def check_experiment(experiment: p.Experiment, space_name: str, objective_name: 
         same_name = space_name == experiment.space
         hint = ("the space's code differs from the master's: install the same version on both machines" if same_name
                 else f"start the worker with --space {experiment.space}")
-        raise WorkerError(f"this worker's search space {space_name!r} (fingerprint {mine}) is not experiment "
-                          f"{experiment.exp_key!r}'s {experiment.space!r} ({experiment.fingerprint}): {hint}")
+        raise WorkerError(f"this worker's search space {space_name!r} (fingerprint {mine}) is not the one of "
+                          f"experiment {experiment.exp_key!r}, {experiment.space!r} ({experiment.fingerprint}): {hint}")
     objective = import_objective(objective_name)
     recorded = (experiment.settings.get(IDENTITY_KEY) or {}).get("objective_fingerprint")
     if recorded and code_fingerprint(objective) != recorded:
         raise WorkerError(f"this worker's objective {objective_name!r} has other code (fingerprint "
-                          f"{code_fingerprint(objective)}) than experiment {experiment.exp_key!r}'s ({recorded}): "
-                          "install the master's version of its module on this machine")
+                          f"{code_fingerprint(objective)}) than the one of experiment {experiment.exp_key!r} "
+                          f"({recorded}): install the master's version of its module on this machine")
     return space, objective
 
 
