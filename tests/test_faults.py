@@ -22,7 +22,7 @@ from store_fixtures import make_store, postgres_url, unique_exp_key
 from hks.config import Settings
 from hks.errors import StoreError, WorkerError
 from hks.objective import save_result
-from hks.stopping import Stopped
+from hks.stopping import Stopped, Stopper
 from hks.store import mask_url, open_store, split_credentials
 from hks.store import protocol as p
 from hks.store.retry import is_outage, retrying
@@ -340,6 +340,7 @@ def test_a_worker_stopped_while_the_store_is_out_says_its_finished_trial_will_ru
     import sqlalchemy
 
     worker = _worker(store, tmp_path, objectives_for_tests.quadratic)
+    worker.stopper = Stopper(deadline=0)  # no forced exit: it would end the test run itself
     store.insert_jobs(_jobs(worker.exp_key, [0]))
     job = store.reserve(worker.exp_key, worker.worker_id, 30)
 
