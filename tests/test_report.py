@@ -148,7 +148,8 @@ def test_report_from_results_pkl_embeds_every_trial_and_the_architecture(search,
     assert 'id="failed"' not in markup and 'id="live"' not in markup and 'class="warning"' not in markup
 
 
-def test_report_from_json_folder_lists_a_failed_trial_with_settings_and_json_link(search, tmp_path):
+def test_report_from_json_folder_lists_a_failed_trial_with_settings_and_json_link(search, tmp_path,
+                                                                                     monkeypatch):
     results_dir = tmp_path / "results"
     shutil.copytree(search.results_dir, results_dir, ignore=shutil.ignore_patterns("report*"))
     settings = search.replace(results_dir=str(results_dir))
@@ -168,6 +169,13 @@ def test_report_from_json_folder_lists_a_failed_trial_with_settings_and_json_lin
     best = res.best_result(load_trials_pickle(Path(search.trials_file)))
     assert f"Best: {best['model_name']}" in page  # the same winner, whatever the file order
     assert _data(page)["trials"]["status"].count("fail") == 1
+    elsewhere = tmp_path / "cwd"  # a folder as --from, and nothing else: its page goes there, linking its files
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["report", "--from", str(results_dir), "--no-plots"]) == 0
+    links = _data((results_dir / "report.html").read_text())["trials"]["json"]
+    assert len(links) == 5 and all(link and (results_dir / link).is_file() for link in links)
+    assert not list(elsewhere.iterdir())
 
 
 def _running_store(url: str, search: Settings, budget: int):

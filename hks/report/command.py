@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from hks import config
 from hks.errors import ConfigError
@@ -21,7 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("--from", dest="source", metavar="PATH_OR_URL", default=None,
                         help="results.pkl, a folder of JSON results or a store URL "
                              "(default: --trials-file when it exists, else --results-dir)")
-    parser.add_argument("--out", default=None, metavar="DIR", help="folder for report.html (default: --results-dir)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for report.html (default: the folder given to --from, else --results-dir)")
     parser.add_argument("--watch", type=float, default=None, metavar="SECONDS",
                         help="rewrite the report every SECONDS while the search runs (an open page reloads itself as "
                              "often); stops once the search is over, or at Ctrl-C")
@@ -34,6 +36,8 @@ def report_command(args: argparse.Namespace) -> int:
     if args.watch is not None and args.watch <= 0:
         raise ConfigError(f"--watch must be a positive number of seconds, got {args.watch}")
     watching = args.watch is not None
+    if args.source and Path(args.source).is_dir():  # a results folder: its JSON files are linked, its page goes there
+        settings = settings.replace(results_dir=args.source)
     try:
         while True:
             source = args.source or default_source(settings)  # results.pkl may appear while watching
