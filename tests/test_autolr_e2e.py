@@ -67,6 +67,17 @@ def test_a_numeric_base_lr_is_used_as_given(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_base_lr_auto_keeps_the_default_when_no_rate_learned(tmp_path, monkeypatch, capsys):
+    from hks.autolr import calibrate
+
+    def scan_where_nothing_learned(settings):  # Z = 1 at every rate: the scan's pick ranks nothing
+        return calibrate.AutoLRResult(1e-4, "trial-cap", 3, tmp_path, learned=False)
+
+    monkeypatch.setattr(calibrate, "run_autolr", scan_where_nothing_learned)
+    assert calibrate_base_lr(Settings(base_lr="auto", results_dir=str(tmp_path))) == BASE_LEARNING_RATE
+    assert f"keeps the default base learning rate {BASE_LEARNING_RATE:g}" in capsys.readouterr().out
+
+
 def test_base_lr_setting_validation(monkeypatch):
     assert float(Settings().base_lr) == BASE_LEARNING_RATE
     assert resolve({}, {"HKS_BASE_LR": "auto"}).base_lr == "auto"

@@ -24,7 +24,7 @@ from hks.autolr.rules import ScanConfig, Step, scan
 from hks.autolr.trial import TrialSetup, run_lr_trial
 from hks.config import Settings, is_auto
 from hks.errors import ConfigError
-from hks.space import SPACE, demo_point
+from hks.space import BASE_LEARNING_RATE, SPACE, demo_point
 
 LRRT_FILE = "lrrt.csv"
 TRIALS_FILE = "autolr_trials.json"
@@ -37,6 +37,7 @@ class AutoLRResult:
     stop_reason: str
     trials: int
     output_dir: Path
+    learned: bool = True  # some rate made a conv layer learn (Z < 1); else the choice means nothing
 
 
 def scan_config(settings: Settings) -> ScanConfig:
@@ -144,12 +145,14 @@ def run_autolr(settings: Settings, point: dict[str, Any] | None = None, verbose:
     summary = {"chosen_lr": outcome.chosen_lr, "stop_reason": outcome.stop_reason, "trials_run": outcome.trials,
                "seconds": round(time.perf_counter() - started, 3)}
     files.write(summary)
-    if all(math.isclose(z, 1.0) for z in outcome.measured.values()):
-        print("autolr: warning: no learning rate made any conv layer learn (Z = 1 everywhere); "
-              "try more --epochs-per-trial or a higher --max-lr", flush=True)
+    learned = not all(math.isclose(z, 1.0) for z in outcome.measured.values())
+    if not learned:
+        print("autolr: warning: no learning rate made any conv layer learn (Z = 1 everywhere); try more epochs "
+              "per trial or a higher highest rate (autolr: --epochs-per-trial, --max-lr; a search: "
+              "--autolr-epochs, --autolr-max-lr)", flush=True)
     print(f"autolr: chose learning rate {outcome.chosen_lr:.6g} ({outcome.stop_reason}, "
           f"{outcome.trials} trials trained); log in {folder / LRRT_FILE}", flush=True)
-    return AutoLRResult(outcome.chosen_lr, outcome.stop_reason, outcome.trials, folder)
+    return AutoLRResult(outcome.chosen_lr, outcome.stop_reason, outcome.trials, folder, learned)
 
 
 def _step_line(step: Step, cap: int) -> str:
@@ -165,4 +168,8 @@ def calibrate_base_lr(settings: Settings) -> float:
     """The base learning rate of a search: ``--base-lr`` as given, or autoHyper's choice for 'auto'."""
     if not is_auto(settings.base_lr):
         return float(settings.base_lr)
-    return run_autolr(settings).chosen_lr
+    result = run_autolr(settings)
+    if not result.learned:  # Z = 1 everywhere ranks no rate above another: its pick would be arbitrary
+        print(f"autolr: so the search keeps the default base learning rate {BASE_LEARNING_RATE:g}", flush=True)
+        return BASE_LEARNING_RATE
+    return result.chosen_lr
