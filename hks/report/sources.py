@@ -111,6 +111,8 @@ def _read_pickle(path: Path) -> tuple[Any, list[Any]]:
     from hks.errors import TrialsFileError
     from hks.store.pickle_file import read_records
 
+    if path.name.endswith(res.RESULT_SUFFIX):
+        raise ReportSourceError(f"{path} is one trial's result: pass --from with its folder, {path.parent}")
     try:
         return read_records(path)
     except TrialsFileError as exc:
