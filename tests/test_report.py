@@ -335,7 +335,7 @@ def test_corrupt_trials_pickle_is_a_one_line_error(tmp_path, capsys):
     one_result.write_text('{"loss": -0.1}')
     assert main(_report_args(settings, one_result, tmp_path / "out")) == 2
     err = capsys.readouterr().err.strip()  # not "corrupt ... delete it": a valid file of the wrong kind
-    assert err == f"error: {one_result} is one trial's result: pass --from with its folder, {tmp_path}"
+    assert err == f"hks: error: {one_result} is one trial's result: pass --from with its folder, {tmp_path}"
 
 
 def test_safe_write_report_turns_any_failure_into_a_message(search, tmp_path):
