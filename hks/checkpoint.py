@@ -64,6 +64,7 @@ class Checkpoint:
     optimizer: list[np.ndarray] = field(default_factory=list)
     best_weights: list[np.ndarray] = field(default_factory=list)  # early stopping's, with --save-models
     seeds: list[np.ndarray] = field(default_factory=list)  # random seed states (none in checkpoints before them)
+    seconds: float = 0.0  # training time of the epochs done, over every attempt (a result reports the sum)
 
     @property
     def epochs_done(self) -> int:
@@ -84,7 +85,7 @@ def save(path: Path, checkpoint: Checkpoint) -> None:
     """Write atomically: a trial killed while writing leaves the previous checkpoint whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"version": FORMAT_VERSION, "fingerprint": checkpoint.fingerprint, "history": checkpoint.history,
-            "stopping": checkpoint.stopping}
+            "stopping": checkpoint.stopping, "seconds": checkpoint.seconds}
     arrays = {"meta": np.array(json.dumps(meta))}
     for prefix, values in (("w", checkpoint.weights), ("o", checkpoint.optimizer), ("b", checkpoint.best_weights),
                            ("s", checkpoint.seeds)):
@@ -108,7 +109,7 @@ def load(path: Path | None, expected: str) -> tuple[Checkpoint | None, str]:
     if meta.get("version") != FORMAT_VERSION or meta.get("fingerprint") != expected:
         return None, f"checkpoint {path.name} is of another point, seed or --epochs; starting afresh"
     return Checkpoint(meta["fingerprint"], meta["history"], meta.get("stopping") or {}, lists["w"], lists["o"],
-                      lists["b"], lists["s"]), ""
+                      lists["b"], lists["s"], float(meta.get("seconds") or 0.0)), ""
 
 
 def _numbered(data: Any, prefix: str) -> list[np.ndarray]:
@@ -141,11 +142,11 @@ def kept_note(settings: Settings, experiment: str) -> str | None:
 
 
 def capture(model: Any, fingerprint_: str, history: dict[str, list[float]], stopping: dict[str, Any],
-            best_weights: list[np.ndarray] | None = None) -> Checkpoint:
+            best_weights: list[np.ndarray] | None = None, seconds: float = 0.0) -> Checkpoint:
     """The state of a model being trained (its optimizer built by the first step)."""
     return Checkpoint(fingerprint_, history, stopping, [np.asarray(w) for w in model.get_weights()],
                       [np.asarray(v) for v in model.optimizer.variables], list(best_weights or []),
-                      [np.asarray(v) for v in seed_states(model)])
+                      [np.asarray(v) for v in seed_states(model)], seconds)
 
 
 def seed_states(model: Any) -> list[Any]:

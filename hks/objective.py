@@ -176,7 +176,8 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     # No per-batch callback (TerminateOnNaN is one): each would sync every step.
     callbacks = [stopping] + ([pruning] if pruning is not None else [])
     if save_to is not None:
-        callbacks.append(checkpoint_callback(save_to, settings.checkpoint_every, stopping, pruning, prior))
+        callbacks.append(checkpoint_callback(save_to, settings.checkpoint_every, stopping, pruning, prior,
+                                             resumed.seconds if resumed is not None else 0.0))
     callbacks.append(epoch_progress_callback(settings, on_epoch, verbose))
     if settings.tensorboard:
         callbacks.append(tensorboard_callback(settings, log_name or f"seed_{seed}", point))
@@ -215,9 +216,11 @@ def early_stopping(settings: Settings, resumed: ckpt.Checkpoint | None = None):
                                   restore_best_weights=settings.save_models)
 
 
-def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning, prior: dict[str, list[float]]):
+def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning, prior: dict[str, list[float]],
+                        prior_seconds: float = 0.0):
     """Writes the trial's checkpoint (:mod:`hks.checkpoint`) after every ``every`` epochs, and at a pause
-    (the trial resumes from there), with early stopping's state and the pruner's stop if it said stop."""
+    (the trial resumes from there), with early stopping's state, the pruner's stop if it said stop, and the
+    training time so far (``prior_seconds`` from earlier attempts)."""
     import keras
 
     path, key = save_to
@@ -227,6 +230,7 @@ def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning
 
         def on_train_begin(self, logs=None):
             self.history = {k: list(v) for k, v in prior.items()}
+            self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             for k, v in (logs or {}).items():
@@ -239,7 +243,8 @@ def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning
             if decision and not paused:
                 state["pruned"] = pruned_fields(decision, epoch + 1)
             try:
-                ckpt.save(path, ckpt.capture(self.model, key, self.history, state, stopping.best_weights))
+                seconds = prior_seconds + time.perf_counter() - self.started
+                ckpt.save(path, ckpt.capture(self.model, key, self.history, state, stopping.best_weights, seconds))
             except OSError as exc:  # a full or read-only disk costs the resume, never the trial
                 self.failed = True
                 print(f"    cannot write the checkpoint {path} ({exc.strerror or exc}); training goes on "
@@ -298,7 +303,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
             "base_lr": base_lr, "val_images": len(splits.val)}
-    model = None
+    model, earlier = None, 0.0  # earlier: training time of a resumed trial's earlier attempts
     memory = PeakRss().start()
     try:
         keras.utils.set_random_seed(seed)
@@ -313,6 +318,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
                 print(f"    {note or f'resumed from its checkpoint after epoch {resumed.epochs_done}'}", flush=True)
         pruning = prune_callback(should_prune) if should_prune is not None else None
         if resumed is not None:
+            earlier = resumed.seconds
             replay_epochs(resumed, on_epoch, pruning)
         history = train_model(model, splits, batch_size, settings, seed=seed, on_epoch=on_epoch, verbose=verbose,
                               log_name=f"trial_{progress.trial_number(tid)}" if tid is not None else None,
@@ -341,7 +347,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         release_memory()
     result["peak_rss_mb"] = round(memory.stop(), 1)
     result["finished_at"] = time.time()
-    result["train_seconds"] = round(result["finished_at"] - started, 3)
+    result["train_seconds"] = round(result["finished_at"] - started + earlier, 3)
     return result
 
 
