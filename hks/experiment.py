@@ -18,7 +18,7 @@ from typing import Any
 from hks.config import IDENTITY_SETTINGS, Settings, flag_name
 from hks.errors import ConfigError
 from hks.space import fingerprint
-from hks.store import mask_url
+from hks.store import is_store_url, mask_url
 from hks.store import protocol as p
 
 IDENTITY_KEY = "identity"
@@ -68,7 +68,8 @@ def register(store: p.JobStore, settings: Settings, space: Any, objective: Calla
                               settings.objective, recorded)
     saved = store.get_experiment(experiment.exp_key)
     if saved is not None:
-        new_search = "another --experiment-name" if "://" in store.url else "another --trials-file and --results-dir"
+        new_search = ("another --experiment-name" if is_store_url(store.url)
+                      else "another --trials-file and --results-dir")
         check_identity(saved.settings.get(IDENTITY_KEY) or saved.settings, mine,
                        f"experiment {experiment.exp_key!r} in {store.url}", new_search)
         experiment.created_at = saved.created_at

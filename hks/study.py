@@ -31,7 +31,7 @@ from hks.oracle import Oracle
 from hks.progress import SearchProgress, next_step_line, trial_number
 from hks.samplers import make_sampler, startup_trials
 from hks.space import load_space
-from hks.store import check_settings, open_store, store_url
+from hks.store import check_settings, is_store_url, open_store, store_url
 from hks.store import protocol as p
 from hks.store.hyperopt_docs import finished_result
 
@@ -396,7 +396,7 @@ def optimize(objective: Objective | str, space: Any, *, max_evals: int, storage:
     fields (``algo``, ``seed``, ``results_dir``, ``workers``, ``prune``...).
     """
     fields = {"max_evals": max_evals, "plots": False, **settings}
-    if "://" in storage:
+    if is_store_url(storage):
         fields["store"] = storage
     else:
         fields["trials_file"] = storage

@@ -18,14 +18,11 @@ from hks import results as res
 from hks.config import Settings
 from hks.errors import HksError
 from hks.report.snapshot import QUEUED, RUNNING, PendingTrial, Snapshot
+from hks.store.urls import is_store_url
 
 
 class ReportSourceError(HksError):
     """The results to report on cannot be found or read."""
-
-
-def is_store_url(source: str) -> bool:
-    return "://" in source
 
 
 def default_source(settings: Settings) -> str:

@@ -20,14 +20,15 @@ from hks.store.urls import (
     USER_ENV,
     credentials,
     env_credentials,
+    is_store_url,
     mask_url,
     scrub,
     split_credentials,
 )
 
 __all__ = ["JobStore", "USER_ENV", "PASSWORD_ENV", "PASSWORD_FILE_ENV", "check_settings", "describe",
-           "env_credentials", "is_outage", "is_store_error", "local_store_url", "mask_url", "open_store",
-           "retrying", "split_credentials", "store_url"]
+           "env_credentials", "is_outage", "is_store_error", "is_store_url", "local_store_url", "mask_url",
+           "open_store", "retrying", "split_credentials", "store_url"]
 
 MONGO_DB_NAME = "hks"
 LOCAL_STORE_FILE = "store.sqlite3"

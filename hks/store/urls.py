@@ -43,6 +43,11 @@ class ParsedUrl:
         return f"{self.prefix}{self.rest}"
 
 
+def is_store_url(source: str) -> bool:
+    """Whether a storage or report source names a job store (``scheme://...``) rather than a file or folder."""
+    return "://" in source
+
+
 def parse(url: str) -> ParsedUrl:
     """Split ``scheme://user:password@rest``: the user part ends at the last ``@`` before the query,
     so a password may hold ``/``, ``@`` or ``:`` even when the user did not percent-encode it."""
