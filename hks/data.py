@@ -224,10 +224,6 @@ def _targets(split: Split) -> dict[str, np.ndarray]:
     return targets
 
 
-KERAS_ITERATORS_PER_EPOCH = 2  # Keras 3's fit over a dataset of known length: one to train on, one made at
-# the epoch's end and dropped
-
-
 def point_augmentation(point: dict, augment_crop: bool) -> dict[str, Any]:
     """The training-batch augmentation a space point asks for (``random_crop``, ``cutout``) or the settings do."""
     return {"augment_crop": bool(augment_crop or point.get("random_crop")), "cutout": int(point.get("cutout") or 0)}
@@ -262,6 +258,10 @@ def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop:
         options.threading.max_intra_op_parallelism = 1
         ds = ds.with_options(options)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+KERAS_ITERATORS_PER_EPOCH = 2  # Keras 3's fit over a dataset of known length: one to train on, one made at
+# the epoch's end and dropped
 
 
 def skip_epochs(dataset: Any, epochs: int) -> Any:
