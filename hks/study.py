@@ -102,7 +102,9 @@ class Study:
                               "define it at the top level of a module and pass objective='module:function'")
         if settings.algo == "gp" and settings.base_lr and is_auto(settings.base_lr):
             raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
-        self.store = open_store(self.url) if self.url else _open_trials_file(settings)
+        # a master started beside its database (docker-compose) waits for it, as workers do
+        self.store = open_store(self.url, patience=settings.store_patience) if self.url else \
+            _open_trials_file(settings)
         try:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)

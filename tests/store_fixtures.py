@@ -4,6 +4,8 @@ starts (HKS_TEST_POSTGRES_URL), and MongoDB through mongomock."""
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import uuid
 
 from needs import require, unavailable
@@ -39,3 +41,49 @@ def make_store(kind: str, tmp_path):
 
         return MongoStore(mongomock.MongoClient(), "hks", "mongodb://mock/hks")
     raise ValueError(kind)
+
+
+class LateServer:
+    """A TCP port that refuses connections (a database not up yet) until :meth:`open` forwards it to
+    the real server at ``target`` ("host:port"), as a database container that starts after its clients."""
+
+    def __init__(self, target: str):
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()  # nothing listens here until open()
+        self._listener: socket.socket | None = None
+
+    def open(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            server = socket.create_connection(self.target)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+
+
+def _pipe(source, sink) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(2)
+            except OSError:
+                pass

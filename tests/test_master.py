@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import objectives_for_tests
 import pytest
 from distributed_helpers import OBJECTIVE, SPACE
 from distributed_helpers import env as child_env
-from store_fixtures import unique_exp_key
+from store_fixtures import LateServer, postgres_url, unique_exp_key
 
 from hks.config import Settings
 from hks.errors import ConfigError
@@ -141,3 +143,23 @@ def test_the_record_cache_sees_every_change_while_watching_only_what_can_change(
     finally:
         store.delete_experiment(exp)
         store.close()
+
+
+def test_a_master_started_before_its_database_waits_for_it_then_registers_the_search(tmp_path, capsys):
+    real = postgres_url()
+    address = re.search(r"@([^/?]+)", real)[1]
+    database = LateServer(address)  # refuses connections for 3 s, then forwards to the real server
+    settings = _settings(tmp_path, real.replace(address, f"127.0.0.1:{database.port}"), store_patience=60.0)
+    opens = threading.Timer(3.0, database.open)
+    opens.start()
+    started = time.monotonic()
+    try:
+        with Study(settings) as study:
+            assert time.monotonic() - started >= 2.5
+            assert study.store.get_experiment(settings.experiment_name) is not None
+    finally:
+        opens.cancel()
+        database.close()
+    out = capsys.readouterr().out
+    assert "the job store is unreachable while connecting to" in out and "retrying for up to 60s" in out
+    assert "the job store is back after" in out
