@@ -186,6 +186,8 @@ def _fields() -> list[dataclasses.Field]:
 
 
 IDENTITY_SETTINGS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings) if f.metadata["identity"])
+# which images a search's trials trained on (retrain-best takes them from the search unless told otherwise)
+SEARCH_DATA_SETTINGS: tuple[str, ...] = ("dataset_size", "val_fraction", "augment_crop", "seed")
 
 
 def flag_name(name: str) -> str:
@@ -222,9 +224,22 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str] | None =
                                 help=help_text)
 
 
+def as_flags(settings: Settings, names: Iterable[str]) -> list[str]:
+    """Command-line arguments that set ``names`` to their values in ``settings``."""
+    args: list[str] = []
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool):
+            args.append(flag_name(name) if value else "--no-" + flag_name(name)[2:])
+        else:
+            args += [flag_name(name), str(value)]
+    return args
+
+
 def resolve(args: argparse.Namespace | Mapping[str, Any] | None = None,
-            environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from CLI values (strings or typed), then environment, then defaults."""
+            environ: Mapping[str, str] | None = None, fallback: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from CLI values (strings or typed), then environment, then ``fallback`` (say, what a
+    search saved, for a command that follows it), then defaults."""
     cli = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -237,6 +252,8 @@ def resolve(args: argparse.Namespace | Mapping[str, Any] | None = None,
         elif env and environ.get(env, "") != "":
             values[f.name] = _convert(f, environ[env], env)
             from_env[f.name] = env
+        elif fallback and fallback.get(f.name) is not None:
+            values[f.name] = fallback[f.name]
     settings = Settings(**values)
     _validate(settings, lambda name: from_env.get(name) or flag_name(name))
     return settings

@@ -81,16 +81,14 @@ def budget_spent_line(done: int, budget: int) -> str:
 
 def next_step_line(settings: Any, store: str = "") -> str:
     """What to do after a search: retrain the winner, with the flags that find this search's results."""
-    from hks.config import Settings
+    from hks.config import SEARCH_DATA_SETTINGS, Settings, as_flags
 
     defaults = Settings()
     command = ["python", "-m", "hks", "retrain-best"]
     if store:
         command += ["--from", settings.results_dir]
-    for name in ("data_dir", "results_dir", "trials_file"):
-        value = getattr(settings, name)
-        if value != getattr(defaults, name) and not (store and name == "trials_file"):
-            command += ["--" + name.replace("_", "-"), str(value)]
+    names = ["data_dir", "results_dir"] + ([*SEARCH_DATA_SETTINGS] if store else ["trials_file"])
+    command += as_flags(settings, [name for name in names if getattr(settings, name) != getattr(defaults, name)])
     return (f"next: {shlex.join(command)}  (retrains the best on train + validation and tests it once; "
             "python -m hks report shows every trial)")
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from hks import config
 from hks import results as res
-from hks.config import Settings
+from hks.config import SEARCH_DATA_SETTINGS, Settings
 from hks.data import Split, Splits, class_names, load_cifar, make_dataset, point_augmentation
 from hks.errors import ConfigError, HksError
 from hks.model import build_model
@@ -321,15 +321,32 @@ def register_retrain(subparsers) -> None:
 
 
 def retrain_command(args: argparse.Namespace) -> int:
-    from hks.report.sources import default_source, load_source
+    from hks.report.sources import default_source, load_source, search_settings
 
-    settings = config.resolve({k: v for k, v in vars(args).items() if k != "epochs"})
-    results = load_source(args.source or default_source(settings), settings)
+    cli = {k: v for k, v in vars(args).items() if k != "epochs"}
+    settings = config.resolve(cli)
+    source = args.source or default_source(settings)
+    settings, taken = retrain_settings(cli, search_settings(source, settings))
+    if taken:
+        print(f"retraining on the data the search used: {taken}", flush=True)
+    results = load_source(source, settings)
     test = retrain_best(settings, results, epochs=args.epochs)
     from hks.report import safe_write_report
 
     print(safe_write_report(results, settings.replace(dataset=test["dataset"])), flush=True)
     return 0
+
+
+def retrain_settings(cli: dict[str, Any], saved: dict[str, Any],
+                     environ: dict[str, str] | None = None) -> tuple[Settings, str]:
+    """The settings to retrain with: the search's saved data settings (:data:`hks.config.SEARCH_DATA_SETTINGS`)
+    unless a flag or an environment variable sets them; and, as flags, the saved ones taken that differ
+    from the defaults (empty if none), so that the console says which data it retrains on."""
+    fallback = {name: saved.get(name) for name in SEARCH_DATA_SETTINGS}
+    settings, defaults = config.resolve(cli, environ, fallback), Settings()
+    taken = [name for name in SEARCH_DATA_SETTINGS if fallback[name] is not None
+             and getattr(settings, name) == fallback[name] != getattr(defaults, name)]
+    return settings, " ".join(config.as_flags(settings, taken))
 
 
 def register_evaluate(subparsers) -> None:

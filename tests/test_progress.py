@@ -102,6 +102,9 @@ def test_next_step_names_the_flags_that_find_this_search():
     line = progress.next_step_line(Settings(results_dir="out dir", trials_file="out dir/r.pkl"))
     assert "retrain-best --results-dir 'out dir' --trials-file 'out dir/r.pkl'  (" in line
     assert "retrain-best --from results  (" in progress.next_step_line(Settings(workers=2), store="sqlite:///x")
+    # a results folder does not record which images the trials saw: the line says it
+    line = progress.next_step_line(Settings(dataset_size=600, augment_crop=True), store="sqlite:///x")
+    assert "retrain-best --from results --dataset-size 600 --augment-crop  (" in line
 
 
 def test_only_tensorflows_informational_start_up_lines_are_dropped():

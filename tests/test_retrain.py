@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hyperopt import hp
 
 from hks import results as res
 from hks.cli import main
@@ -14,8 +15,9 @@ from hks.config import Settings
 from hks.objective import run_trial, save_result, splits_for
 from hks.report import write_report
 from hks.report.sources import load_json_folder
-from hks.retrain import EXPORT_SUFFIX, RETRAINED_SUFFIX
+from hks.retrain import EXPORT_SUFFIX, RETRAINED_SUFFIX, retrain_settings
 from hks.space import demo_point
+from hks.study import Study
 
 # Small and quick to train on two shared cores, yet able to learn CIFAR-10 in a few epochs.
 SMALL_POINT = {**demo_point(), "use_BN": False, "residual": None, "conv_hiddn_units_mult": 0.8,
@@ -183,3 +185,28 @@ def test_tensorboard_writes_logs_and_hparams_per_trial_numbered_from_one(tmp_pat
     best = {v.tag: float(tf.make_ndarray(v.tensor)) for v in summaries if v.tag.startswith("best_")}
     assert best["best_val_fine_accuracy"] == pytest.approx(result["fine_best_accuracy"])
     assert best["best_val_loss"] == pytest.approx(result["real_loss"])
+
+
+def test_retrain_best_of_a_trials_file_trains_on_the_images_the_search_used(trials, tmp_path, capsys):
+    best = res.best_result(load_json_folder(Path(trials.results_dir)))
+    search = _settings(tmp_path, Path(trials.data_dir), max_evals=1, dataset_size=600, augment_crop=True)
+    with Study(search, space={"x": hp.uniform("x", 0, 1)}, objective=lambda point: dict(best)) as study:
+        study.optimize()
+    capsys.readouterr()
+    # no --dataset-size given: the search's 600 images, not the whole archive (its default)
+    assert main(["retrain-best", "--epochs", "1", *_cli_settings(search)]) == 0
+    assert "retraining on the data the search used: --dataset-size 600 --augment-crop" in capsys.readouterr().out
+    recorded = json.loads((Path(search.results_dir) / f"{best['model_name']}{res.RESULT_SUFFIX}").read_text())
+    assert recorded["test"]["train_images"] == 600
+
+
+def test_flags_and_environment_override_the_searchs_data_settings_when_retraining():
+    saved = {"dataset_size": 600, "val_fraction": 0.2, "augment_crop": True, "seed": 7, "epochs": 30}
+    settings, taken = retrain_settings({}, saved, environ={})
+    assert (settings.dataset_size, settings.val_fraction, settings.augment_crop, settings.seed) == (600, 0.2, True, 7)
+    assert settings.epochs == Settings().epochs  # only the data settings are taken from the search
+    assert taken == "--dataset-size 600 --val-fraction 0.2 --augment-crop --seed 7"
+    settings, taken = retrain_settings({"dataset_size": "0"}, saved, environ={"HKS_SEED": "3"})
+    assert (settings.dataset_size, settings.seed, settings.val_fraction) == (0, 3, 0.2)
+    assert taken == "--val-fraction 0.2 --augment-crop"
+    assert retrain_settings({}, {}, environ={})[1] == ""  # a JSON folder saves no settings

@@ -45,6 +45,20 @@ def load_source(source: str | os.PathLike | None, settings: Settings) -> list[di
                             f"*{res.RESULT_SUFFIX} results or a store URL (e.g. sqlite:///hks.db)")
 
 
+def search_settings(source: str | os.PathLike, settings: Settings) -> dict[str, Any]:
+    """The settings the search behind ``source`` saved: those of its experiment in a store or a
+    ``results.pkl``; none for a folder of JSON results."""
+    source = str(source)
+    if is_store_url(source):
+        with _open_store(source) as store:
+            return dict(_experiment(store, settings.experiment_name).settings or {})
+    path = Path(source)
+    if path.is_file():
+        record, _ = _read_pickle(path)
+        return dict(record.settings or {}) if record is not None else {}
+    return {}
+
+
 def load_snapshot(source: str | os.PathLike | None, settings: Settings, *, watching: bool = False) -> Snapshot:
     """The search in ``source`` as it stands. Without a budget to compare with (a JSON folder), a search
     is taken as running while ``watching`` (``report --watch``) and as over otherwise."""
