@@ -131,7 +131,7 @@ class Study:
 
     def _adopt_experiment(self, settings: Settings) -> Settings:
         """A ``results.pkl`` holds one search: resume it whatever ``EXPERIMENT_NAME`` says now."""
-        keys = getattr(self.store, "experiment_keys", lambda: [])()
+        keys = [] if self.url else self.store.experiment_keys()
         return settings.replace(experiment_name=keys[0]) if keys else settings
 
     # --- reading the storage ---------------------------------------------------------------

@@ -224,13 +224,14 @@ def test_report_from_a_job_store_url_shows_running_and_queued_trials(search, tmp
             store.complete(store.reserve(search.experiment_name, "worker-1", 60.0), result)
         snapshot = load_snapshot(url, search)
         assert snapshot.finished and not snapshot.pending and len(snapshot.results) == 4
+        capsys.readouterr()
+        assert main(_report_args(search.replace(experiment_name="nope"), url, tmp_path / "out")) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"has no experiment 'nope' (it holds '{search.experiment_name}'" in err  # the newest first
+        assert len(err.splitlines()) == 1
     finally:
         store.delete_experiment(search.experiment_name)
         store.close()
-    capsys.readouterr()
-    assert main(_report_args(search.replace(experiment_name="nope"), url, tmp_path / "out")) == 2
-    err = capsys.readouterr().err.strip()
-    assert "has no experiment 'nope'" in err and len(err.splitlines()) == 1
 
 
 def test_pruned_trials_are_drawn_apart_and_never_crowned(tmp_path):

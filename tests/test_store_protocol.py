@@ -46,6 +46,19 @@ def test_experiment_record_round_trips_and_a_restart_updates_its_settings(store,
     assert got.created_at == 100.0
 
 
+def test_experiment_keys_name_every_experiment_oldest_first(store, exp_key):
+    newer = unique_exp_key()
+    future = time.time() + 1e6  # newer than whatever other tests left in the shared server
+    try:
+        for key, created in ((newer, future + 1), (exp_key, future)):
+            store.put_experiment(p.Experiment(key, "abc123", "hks.space", "hks.objective:run_trial", {},
+                                              created_at=created))
+        assert store.experiment_keys()[-2:] == [exp_key, newer]
+    finally:
+        store.delete_experiment(newer)
+    assert newer not in store.experiment_keys()
+
+
 def test_reserve_takes_the_oldest_new_job_once_and_only_of_its_experiment(store, exp_key):
     other = unique_exp_key()
     try:

@@ -20,6 +20,8 @@ from hks.errors import HksError
 from hks.report.snapshot import QUEUED, RUNNING, PendingTrial, Snapshot
 from hks.store.urls import is_store_url
 
+NAMED_EXPERIMENTS = 8  # a store without the experiment asked for names its newest this many
+
 
 class ReportSourceError(HksError):
     """The results to report on cannot be found or read."""
@@ -181,8 +183,12 @@ def store_results(store: Any, experiment: str) -> list[dict[str, Any]]:
 def _experiment(store: Any, experiment: str) -> Any:
     record = store.get_experiment(experiment)
     if record is None:
-        raise ReportSourceError(f"the store {store.url} has no experiment {experiment!r}: pass the search's "
-                                "--experiment-name (EXPERIMENT_NAME)")
+        keys = store.experiment_keys()
+        newest = ", ".join(map(repr, reversed(keys[-NAMED_EXPERIMENTS:])))
+        more = f" and {len(keys) - NAMED_EXPERIMENTS} older" if len(keys) > NAMED_EXPERIMENTS else ""
+        held = f"it holds {newest}{more}" if keys else "it holds none yet"
+        raise ReportSourceError(f"the store {store.url} has no experiment {experiment!r} ({held}): pass the "
+                                "search's --experiment-name (EXPERIMENT_NAME)")
     return record
 
 

@@ -55,6 +55,9 @@ class MongoStore(p.JobStore):
         doc.pop("_id")
         return p.Experiment(**doc)
 
+    def experiment_keys(self) -> list[str]:
+        return [doc["_id"] for doc in self.experiments.find({}, {"_id": 1}).sort("created_at", 1)]
+
     def put_experiment(self, experiment: p.Experiment) -> None:
         values = to_jsonable(dict(experiment.__dict__))
         created = values.pop("created_at")

@@ -167,6 +167,10 @@ class JobStore(abc.ABC):
     def get_experiment(self, exp_key: str) -> Experiment | None: ...
 
     @abc.abstractmethod
+    def experiment_keys(self) -> list[str]:
+        """Every experiment's key, oldest first (to name them when a wrong one is asked for)."""
+
+    @abc.abstractmethod
     def put_experiment(self, experiment: Experiment) -> None:
         """Create the record, or replace its settings (a restarted master's may differ)."""
 

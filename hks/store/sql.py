@@ -177,6 +177,10 @@ class SqlStore(p.JobStore):
         data["settings"] = json.loads(data["settings"])
         return p.Experiment(**data)
 
+    def experiment_keys(self) -> list[str]:
+        with self.engine.begin() as conn:
+            return list(conn.execute(sa.select(experiments.c.exp_key).order_by(experiments.c.created_at)).scalars())
+
     def put_experiment(self, experiment: p.Experiment) -> None:
         values = {**experiment.__dict__, "settings": _dumps(experiment.settings)}
         with self.writer.begin() as conn:
