@@ -224,6 +224,14 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str] | None =
                                 help=help_text)
 
 
+def given(args: argparse.Namespace | Mapping[str, Any], name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether a flag or an environment variable sets ``name`` (else it has its default)."""
+    cli = vars(args) if isinstance(args, argparse.Namespace) else args
+    env = next(f.metadata["env"] for f in _fields() if f.name == name)
+    environ = os.environ if environ is None else environ
+    return cli.get(name) is not None or bool(env and environ.get(env, ""))
+
+
 def as_flags(settings: Settings, names: Iterable[str]) -> list[str]:
     """Command-line arguments that set ``names`` to their values in ``settings``."""
     args: list[str] = []

@@ -297,6 +297,15 @@ def test_watch_stops_once_the_search_is_over(search, tmp_path, capsys):
     assert "report: 4 trial(s)" in out and "the search is over" in out
 
 
+def test_watching_a_json_folder_stops_once_it_holds_max_evals_trials(search, tmp_path, capsys):
+    assert not load_snapshot(search.results_dir, search, watching=True, budget=5).finished
+    assert load_snapshot(search.results_dir, search, watching=True, budget=4).finished
+    args = _report_args(search, search.results_dir, tmp_path / "out") + ["--watch", "0.2", "--max-evals", "4"]
+    assert main(args) == 0  # a folder records no budget: without --max-evals this would watch until Ctrl-C
+    out = capsys.readouterr().out
+    assert "report: 4 trial(s)" in out and "the search is over" in out and "Ctrl-C" not in out
+
+
 def test_empty_results_folder_gives_a_page_that_says_so(tmp_path, capsys):
     (tmp_path / "results").mkdir()
     settings = _settings(tmp_path, tmp_path)

@@ -11,7 +11,7 @@ from hks.errors import ConfigError
 from hks.report.builder import DEFAULT_REFRESH_SECONDS, write_report
 from hks.report.sources import default_source, load_snapshot
 
-SHARED_SETTINGS = ("results_dir", "trials_file", "experiment_name", "plots", "dataset", "seed")
+SHARED_SETTINGS = ("results_dir", "trials_file", "experiment_name", "plots", "dataset", "seed", "max_evals")
 
 
 def register(subparsers) -> None:
@@ -38,10 +38,16 @@ def report_command(args: argparse.Namespace) -> int:
     watching = args.watch is not None
     if args.source and Path(args.source).is_dir():  # a results folder: its JSON files are linked, its page goes there
         settings = settings.replace(results_dir=args.source)
+    budget = settings.max_evals if config.given(args, "max_evals") else None  # for a folder, which records none
+    said = False
     try:
         while True:
             source = args.source or default_source(settings)  # results.pkl may appear while watching
-            finished = _write_once(source, settings, args.out, watching, args.watch)
+            if watching and budget is None and not said and Path(source).is_dir():
+                said = True
+                print(f"report: {source} is a folder of JSON results, which records no budget: watching until "
+                      "Ctrl-C (pass --max-evals N to stop once it holds N trials)", flush=True)
+            finished = _write_once(source, settings, args.out, watching, args.watch, budget)
             if not watching:
                 return 0
             if finished:
@@ -53,9 +59,9 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def _write_once(source: str, settings: config.Settings, out: str | None, watching: bool,
-                every: float | None) -> bool:
+                every: float | None, budget: int | None) -> bool:
     """Write the page once; True when the search it shows is over."""
-    snapshot = load_snapshot(source, settings, watching=watching)
+    snapshot = load_snapshot(source, settings, watching=watching, budget=budget)
     outcome = write_report(snapshot, settings, out_dir=out, source=source,
                            refresh_seconds=every or DEFAULT_REFRESH_SECONDS)
     live = f", {len(snapshot.running)} running, {len(snapshot.queued)} queued" if snapshot.pending else ""

@@ -61,9 +61,11 @@ def search_settings(source: str | os.PathLike, settings: Settings) -> dict[str, 
     return {}
 
 
-def load_snapshot(source: str | os.PathLike | None, settings: Settings, *, watching: bool = False) -> Snapshot:
-    """The search in ``source`` as it stands. Without a budget to compare with (a JSON folder), a search
-    is taken as running while ``watching`` (``report --watch``) and as over otherwise."""
+def load_snapshot(source: str | os.PathLike | None, settings: Settings, *, watching: bool = False,
+                  budget: int | None = None) -> Snapshot:
+    """The search in ``source`` as it stands. A JSON folder records no budget: its search is over once it
+    holds ``budget`` results, else it is taken as running while ``watching`` (``report --watch``) and as
+    over otherwise."""
     source = str(source) if source is not None else default_source(settings)
     if is_store_url(source):
         with _open_store(source) as store:
@@ -74,7 +76,8 @@ def load_snapshot(source: str | os.PathLike | None, settings: Settings, *, watch
         return records_snapshot(*_read_pickle(path), settings)
     results = load_source(source, settings)
     starts = [r["started_at"] for r in results if isinstance(r.get("started_at"), (int, float))]
-    return Snapshot(results, started_at=min(starts) if starts else None, finished=not watching,
+    finished = not watching or (budget is not None and len(results) >= budget)
+    return Snapshot(results, budget=budget, started_at=min(starts) if starts else None, finished=finished,
                     experiment=settings.experiment_name,
                     dataset=next((r["dataset"] for r in results if r.get("dataset")), settings.dataset))
 
