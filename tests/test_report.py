@@ -324,7 +324,7 @@ def test_all_failed_search_gives_a_page_that_says_so(tmp_path, cifar100_dir):
     outcome = write_report(res.load_results(settings.results_dir), settings, source=settings.results_dir)
     page = outcome.page.read_text()
     assert outcome.trials == 2 and outcome.succeeded == 0
-    assert "All 2 trial(s) in" in page and "failed, so there is no accuracy to plot" in page
+    assert "All 2 trial(s) in" in page and "failed, so there is no score to plot" in page
     assert "NoSuchOptimizer" in page and "AlsoMissing" in page and 'id="architecture"' not in page.split("<script")[0]
 
 
@@ -395,6 +395,35 @@ HEADER_AT = """(() => {
   const th = document.querySelector('#trial-table th[data-key="%s"]'); th.scrollIntoView({block: 'center'});
   const r = th.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2];
 })()"""
+
+
+def _custom_loss(point):
+    return (point["x"] - 1) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
+
+
+def test_a_custom_objectives_page_shows_its_loss_lowest_best_with_nothing_cifar_in_chromium(tmp_path, browser):
+    settings = Settings(trials_file=str(tmp_path / "api.pkl"), results_dir=str(tmp_path / "api"), max_evals=12,
+                        plots=False, experiment_name="api_search", seed=3)
+    space = {"x": hp.uniform("x", -5, 5), "kind": hp.choice("kind", ["a", "b"])}
+    with Study(settings, space=space, objective=_custom_loss) as study:
+        study.optimize()
+        best = study.best["loss"]
+    assert main(_report_args(settings, settings.trials_file, tmp_path / "api")) == 0
+    page = (tmp_path / "api" / "report.html").read_text()
+    text = page.split("<script")[0]
+    assert "<title>api_search: hks search report</title>" in page  # no dataset it never used
+    assert f"loss {best:.4g}." in text and "accuracy" not in text and "chance" not in text
+    assert 'id="architecture"' not in text and 'id="curves"' not in text and "retrain-best" not in text
+    browser.navigate((tmp_path / "api" / "report.html").as_uri())
+    browser.wait_for(READY)
+    assert browser.evaluate("document.getElementById('history-chart')._fullLayout.yaxis.title.text") == "loss"
+    shown = browser.evaluate("document.getElementById('history-chart').data[0].y")
+    best_so_far = browser.evaluate("document.getElementById('history-chart').data[1].y")
+    assert best_so_far == [min(shown[:k + 1]) for k in range(len(shown))]
+    assert best_so_far[-1] == pytest.approx(best, rel=1e-3)  # the page rounds to 4 significant digits
+    assert min(shown) >= 0  # losses as returned, not negated into "accuracies"
+    assert browser.evaluate(FIRST_COLUMN)[0] == study.best["tid"] + 1  # the table lists the lowest loss first
+    assert not browser.errors()
 
 
 def test_page_hover_sorting_and_screenshots_in_chromium(search, tmp_path, browser):

@@ -22,7 +22,7 @@ import pandas as pd
 from hks import results as res
 from hks.config import Settings
 from hks.report import payload as pl
-from hks.report.frame import ACCURACY, flatten_point, param_columns, results_frame
+from hks.report.frame import ACCURACY_METRIC, SCORE, Metric, flatten_point, metric_of, param_columns, results_frame
 from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
 from hks.report.snapshot import Snapshot, as_snapshot
@@ -61,35 +61,39 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
     snapshot.experiment = snapshot.experiment or settings.experiment_name
     snapshot.dataset = snapshot.dataset or next(
         (r["dataset"] for r in snapshot.results if r.get("dataset")), settings.dataset)
-    frame = results_frame(snapshot.results)
-    ok_count = int(frame[ACCURACY].notna().sum()) if not frame.empty else 0
+    metric = metric_of(snapshot.results)
+    frame = results_frame(snapshot.results, metric)
+    ok_count = int(frame[SCORE].notna().sum()) if not frame.empty else 0
     outcome = ReportOutcome(out / REPORT_FILE, trials=len(snapshot.results), succeeded=ok_count,
                             finished=snapshot.finished)
     columns = param_columns(frame) if not frame.empty else []
     importance = compute_importance(frame, columns, seed=settings.seed)
     best = res.best_result(snapshot.results)
     best = _with_test_record(best, settings) if best else None
-    chance = chance_level(snapshot.dataset)
+    cifar = metric == ACCURACY_METRIC  # else a custom objective's loss: no chance level, curves or CNN to draw
+    chance = chance_level(snapshot.dataset) if cifar else None
     sections = []
     if best:
-        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results))
+        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric))
     if not frame.empty:
-        sections += _chart_sections(ok_count, columns)
+        sections += _chart_sections(ok_count, columns, metric)
     failed = frame[frame["status"] == res.STATUS_FAIL] if not frame.empty else frame
     if len(failed):
         sections.append(_failed_section(failed, snapshot.results, Path(settings.results_dir), out))
-    if best:
+    if best and cifar:
         sections.append(_architecture_section(best, settings, out / PICTURES_FOLDER, outcome))
     data = {"meta": {**pl.snapshot_meta(snapshot), "refresh_s": refresh_seconds, "chance": chance,
-                     "experiment": snapshot.experiment, "dataset": snapshot.dataset,
-                     "best": pl.rounded(-best["loss"]) if best else None,
+                     "experiment": snapshot.experiment, "dataset": snapshot.dataset, "metric": metric.label,
+                     "metric_short": metric.short, "higher_better": metric.higher_better,
+                     "best": pl.rounded(metric.of(best["loss"])) if best else None,
                      "best_n": int(best["tid"]) + 1 if best and isinstance(best.get("tid"), int) else None},
             "trials": pl.trials_payload(frame, snapshot.results, columns, Path(settings.results_dir), out),
             "pending": pl.pending_payload(snapshot.pending), "importance": pl.importance_payload(importance),
             "constant": pl.constant_settings(frame, columns)}
-    title = f"{snapshot.experiment} \u2014 {snapshot.dataset}: hks search report"
+    title = f"{snapshot.experiment} \u2014 {snapshot.dataset}" if cifar else snapshot.experiment
     source = mask_url(source)  # a store URL's password never reaches the page
-    page = render_page(title, _summary(frame, snapshot, source), sections, notices=_notices(frame, source),
+    page = render_page(f"{title}: hks search report", _summary(frame, snapshot, source, metric), sections,
+                       notices=_notices(frame, source),
                        live=_live_panel(snapshot, refresh_seconds), data_json=pl.page_json(data))
     res.atomic_write_bytes(outcome.page, page.encode("utf-8"))
     return outcome
@@ -142,13 +146,13 @@ def _notices(frame: pd.DataFrame, source: str) -> list[str]:
     if frame.empty:
         return [f"No finished trial{where}: there is nothing to report yet. Run a search "
                 "(python -m hks search), or point --from at a results.pkl, a results folder or a store URL."]
-    if frame[ACCURACY].notna().sum() == 0:
-        return [f"All {len(frame)} trial(s){where} failed, so there is no accuracy to plot; "
+    if frame[SCORE].notna().sum() == 0:
+        return [f"All {len(frame)} trial(s){where} failed, so there is no score to plot; "
                 "their errors are listed below."]
     return []
 
 
-def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str) -> list[str]:
+def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str, metric: Metric) -> list[str]:
     lines = [f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}" + (f" from {source}" if source else "") + "."]
     if frame.empty:
         return lines
@@ -160,7 +164,7 @@ def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str) -> list[str]:
     best = res.best_result(snapshot.results)
     if best:
         lines.append(f"Best: {best.get('model_name')} (trial {trial_number(best.get('tid'))}), "
-                     f"validation fine accuracy {-best['loss']:.4f}" + _coarse_text(best) + ".")
+                     f"{metric.label} {metric.of(best['loss']):.4g}" + _coarse_text(best) + ".")
     return lines
 
 
@@ -214,9 +218,9 @@ def _live_panel(snapshot: Snapshot, refresh_seconds: float) -> str:
 
 
 def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
-                  results: Sequence[dict[str, Any]]) -> Section:
+                  results: Sequence[dict[str, Any]], metric: Metric) -> Section:
     rows = _test_rows(best.get("test")) + [
-        ("validation fine accuracy", -best["loss"]), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
+        (metric.label, metric.of(best["loss"])), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
         ("validation images", best.get("val_images")),
         ("epochs run (best epoch)", f"{best.get('epochs_run')} ({best.get('best_epoch')})"),
         ("parameters", best.get("params")), ("training seconds", best.get("train_seconds")),
@@ -226,7 +230,7 @@ def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
     precision = precision_note(best, results)
     if precision:
         paragraphs.append(precision)
-    if not best.get("test"):
+    if not best.get("test") and metric == ACCURACY_METRIC:
         paragraphs.append("Its test accuracy is not measured yet: python -m hks retrain-best retrains it on "
                           "train + validation and evaluates it once on the test set.")
     space = Table(("hyperparameter", "value"), sorted(flatten_point(best.get("space") or {}).items()))
@@ -275,12 +279,12 @@ def _chart(anchor: str, caption: str, css: str = "chart") -> str:
     return f'<div id="{anchor}-chart" class="{css}"></div><p class="caption">{html.escape(caption)}</p>'
 
 
-def _chart_sections(ok_count: int, columns: list[str]) -> list[Section]:
+def _chart_sections(ok_count: int, columns: list[str], metric: Metric) -> list[Section]:
     """Containers the page's script fills; hover any point for its trial, drag to zoom, double-click to reset."""
     sections = [
         Section("history", "Optimisation history", charts=_chart(
-            "history", "Each trial's best validation fine accuracy (dots, coloured by it), the best so far (line), "
-            "pruned trials (orange triangles, at the best they reached) and failed ones (grey crosses, at 0). "
+            "history", f"Each trial's {_best_word(metric)} {metric.label} (dots, coloured by it), the best so far "
+            "(line), pruned trials (orange triangles, at the best they reached) and failed ones (grey crosses, at 0). "
             "Hover a point for its trial, click it to open the trial below; drag to zoom, double-click to reset.")),
         Section("trials", "All trials", charts=(
             '<div class="controls"><input id="trial-filter" type="search" placeholder="filter: text in any cell" '
@@ -294,28 +298,34 @@ def _chart_sections(ok_count: int, columns: list[str]) -> list[Section]:
             '<h3 id="selected-title">Selected trial</h3><div class="pair">'
             '<div id="selected-loss" class="chart small"></div><div id="selected-acc" class="chart small"></div>'
             '</div><div class="scroll"><table id="selected-settings"></table></div>')),
-        Section("curves", "Learning curves", charts=_chart(
-            "curves", "Validation fine accuracy after each epoch: the best trials (blue), running trials "
-            "(orange, so far), pruned trials (ending in an orange cross) and the selected trial (red).")),
     ]
+    if metric == ACCURACY_METRIC:  # a custom objective records no epochs
+        sections.append(Section("curves", "Learning curves", charts=_chart(
+            "curves", "Validation fine accuracy after each epoch: the best trials (blue), running trials "
+            "(orange, so far), pruned trials (ending in an orange cross) and the selected trial (red).")))
     if not ok_count or not columns:
         return sections
     return sections + [
         Section("parallel", "Parallel coordinates", charts=(
             '<div class="wide-scroll"><div id="parallel-chart" class="chart tall"></div></div>'
             '<p class="caption">One line per successful trial across every varied hyperparameter, ending at its '
-            'accuracy. Drag along an axis to keep only the trials in that range (several axes combine); the '
+            f'{metric.short}. Drag along an axis to keep only the trials in that range (several axes combine); the '
             'trials table then lists just those trials. Click a range to remove it.</p>')),
-        Section("slices", "Slices: accuracy against each hyperparameter", charts=(
+        Section("slices", f"Slices: {metric.short} against each hyperparameter", charts=(
             '<div id="slices-grid" class="grid"></div><p class="caption">Each varied hyperparameter on its own; '
             'categories are spread a little so that trials on the same value stay visible; None (layer absent) '
             'is a category of its own.</p>')),
         Section("pairs", "Two hyperparameters", charts=(
             '<div class="controls"><label>x <select id="pair-x"></select></label>'
             '<label>y <select id="pair-y"></select></label></div>' + _chart(
-                "pair", "Each successful trial at its two values, coloured by validation fine accuracy."))),
+                "pair", f"Each successful trial at its two values, coloured by {metric.label}."))),
         Section("importance", "Hyperparameter importance", charts=_chart("importance", ""), paragraphs=[]),
     ]
+
+
+def _best_word(metric: Metric) -> str:
+    """A CIFAR trial's score is the best epoch's accuracy; a custom objective's, the loss it returned."""
+    return "best" if metric == ACCURACY_METRIC else "returned"
 
 
 def _failed_section(failed: pd.DataFrame, results: Sequence[dict[str, Any]], results_dir: Path,

@@ -20,11 +20,35 @@ import pandas as pd
 from hks import results as res
 
 PARAM_PREFIX = "hp:"
-ACCURACY = "accuracy"  # validation fine accuracy, the search's metric (successful trials only)
-REACHED = "reached"  # the same, and the best a pruned trial reached before it was stopped
+SCORE = "score"  # the search's metric, as the page shows it (:class:`Metric`; successful trials only)
+REACHED = "reached"  # the same, and the best accuracy a pruned trial reached before it was stopped
 NONE_LABEL = "None"
 MAX_INTEGER_CATEGORIES = 6
 LOG_SCALE_RATIO = 10.0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What the page calls a trial's score, and which way is better. hks's objective minimises minus the
+    validation fine accuracy, which the page shows as the accuracy; a custom objective's loss is shown as
+    it is (negated, it would read as a negative "accuracy")."""
+
+    label: str
+    short: str  # for axis titles, hover text and table headings
+    higher_better: bool
+
+    def of(self, loss: float) -> float:
+        return -loss if self.higher_better else loss
+
+
+ACCURACY_METRIC = Metric("validation fine accuracy", "val fine acc", True)
+LOSS_METRIC = Metric("loss", "loss", False)
+
+
+def metric_of(results: Iterable[Mapping[str, Any]]) -> Metric:
+    """Accuracy when successful trials recorded one (hks's objective, ``keras_objective``), else the loss."""
+    ok = [r for r in results if r.get("status") == res.STATUS_OK]
+    return ACCURACY_METRIC if not ok or any("fine_best_accuracy" in r for r in ok) else LOSS_METRIC
 
 
 def flatten_point(point: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -55,7 +79,7 @@ def _reached(result: Mapping[str, Any]) -> float:
     return max(finite) if finite else -_finite_or_nan(result.get("loss"))
 
 
-def results_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def results_frame(results: Iterable[Mapping[str, Any]], metric: Metric = ACCURACY_METRIC) -> pd.DataFrame:
     """One row per result, in trial order, with ``hp:<name>`` columns for the hyperparameters."""
     rows = []
     for index, result in enumerate(results):
@@ -66,8 +90,8 @@ def results_frame(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "number": index + 1,
             "tid": result.get("tid"),
             "status": res.STATUS_OK if ok else res.STATUS_PRUNED if pruned else res.STATUS_FAIL,
-            ACCURACY: -_finite_or_nan(result.get("loss")) if ok else math.nan,
-            REACHED: -_finite_or_nan(result.get("loss")) if ok else _reached(result) if pruned else math.nan,
+            SCORE: metric.of(_finite_or_nan(result.get("loss"))) if ok else math.nan,
+            REACHED: metric.of(_finite_or_nan(result.get("loss"))) if ok else _reached(result) if pruned else math.nan,
             "pruned_at_epoch": result.get("pruned_at_epoch") if pruned else None,
             "coarse_accuracy": _finite_or_nan(result.get("coarse_best_accuracy")) if ok else math.nan,
             "started_at": _finite_or_nan(result.get("started_at")),

@@ -1,6 +1,6 @@
 """Which hyperparameters matter: permutation importance of a random-forest surrogate.
 
-A forest learns validation fine accuracy from the hyperparameters of the successful trials; a
+A forest learns the search's metric from the hyperparameters of the successful trials; a
 hyperparameter's importance is how much the forest's R² drops when that column is shuffled. It is
 cheap, handles categorical hyperparameters (ordinal codes, ``None`` a category of its own) and
 interactions, and says nothing causal: with few trials, read it as a hint.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hks.report.frame import ACCURACY, make_axis, param_name
+from hks.report.frame import SCORE, make_axis, param_name
 
 N_TREES = 100
 N_REPEATS = 10
@@ -23,7 +23,8 @@ MIN_TRIALS_FOR_OOB = 10
 MAX_TRIALS = 1000  # a random sample beyond this: the forest's cost grows with the trials, the ranking barely
 
 METHOD = (f"Permutation importance of a random-forest surrogate: a scikit-learn RandomForestRegressor "
-          f"({N_TREES} trees) predicts validation fine accuracy from the hyperparameters of the successful "
+          f"({N_TREES} trees) predicts the search's metric (validation fine accuracy, or a custom objective's "
+          f"loss) from the hyperparameters of the successful "
           f"trials (categorical ones as ordinal codes, None as a category of its own); a hyperparameter's "
           f"importance is the mean drop of the forest's R\u00b2 when its column is shuffled ({N_REPEATS} repeats).")
 
@@ -42,7 +43,7 @@ def feature_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 def compute_importance(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> Importance:
     """Importance of each column for the successful trials of ``frame``; empty with a note when too few."""
-    ok = frame[frame[ACCURACY].notna()].reset_index(drop=True) if not frame.empty else frame
+    ok = frame[frame[SCORE].notna()].reset_index(drop=True) if not frame.empty else frame
     if len(ok) < MIN_TRIALS or not columns:
         why = f"only {len(ok)} successful trial(s)" if len(ok) < MIN_TRIALS else "no hyperparameter varied"
         return Importance(METHOD, (), f"Not computed: {why}; it needs at least {MIN_TRIALS} with varying "
@@ -52,9 +53,9 @@ def compute_importance(frame: pd.DataFrame, columns: list[str], seed: int = 0) -
     sampled = len(ok) > MAX_TRIALS
     if sampled:
         ok = ok.sample(MAX_TRIALS, random_state=seed).reset_index(drop=True)
-    x, y = feature_matrix(ok, columns), ok[ACCURACY].to_numpy(dtype=float)
+    x, y = feature_matrix(ok, columns), ok[SCORE].to_numpy(dtype=float)
     if np.ptp(y) == 0:
-        return Importance(METHOD, (), "Not computed: every successful trial reached the same accuracy, so no "
+        return Importance(METHOD, (), "Not computed: every successful trial scored the same, so no "
                                       "hyperparameter explains it.")
     use_oob = len(ok) >= MIN_TRIALS_FOR_OOB
     forest = RandomForestRegressor(n_estimators=N_TREES, random_state=seed, oob_score=use_oob, n_jobs=1)

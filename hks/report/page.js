@@ -10,7 +10,10 @@
   var SCATTER = GL ? 'scattergl' : 'scatter';
   var CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['select2d', 'lasso2d'],
                 displayModeBar: window.innerWidth < 600 ? false : 'hover'};  // on a phone it covers the legend
-  var ACC = 'validation fine accuracy';
+  // the search's metric: validation fine accuracy (higher is better), or a custom objective's loss
+  var ACC = M.metric || 'validation fine accuracy', SHORT = M.metric_short || 'val fine acc';
+  var HIGHER = M.higher_better !== false;
+  function better(a, b) { return HIGHER ? a > b : a < b; }
   var report = window.hksReport = {ready: false, refreshScheduled: false, selected: null, drawn: [], lazy: []};
   var byNumber = {};
   var i;
@@ -46,7 +49,7 @@
   function hover(i) {
     if (hoverCache[i]) return hoverCache[i];
     var s = '<b>trial ' + T.n[i] + '</b> (' + T.status[i] + ')';
-    if (T.acc[i] !== null) s += '<br>val fine acc ' + fmt(T.acc[i]);
+    if (T.acc[i] !== null) s += '<br>' + SHORT + ' ' + fmt(T.acc[i]);
     else if (T.status[i] === 'pruned') s += '<br>pruned at epoch ' + fmt(T.pruned_at[i]) + ', reached ' + fmt(T.reached[i]);
     else s += '<br>failed: ' + esc(T.error_type[i] || 'error');
     if (T.coarse[i] !== null) s += '<br>val coarse acc ' + fmt(T.coarse[i]);
@@ -90,8 +93,8 @@
     el.parentNode.insertBefore(note, el);
   }
   function accColour(idx) {
-    return {color: idx.map(function (i) { return T.acc[i]; }), colorscale: 'Viridis', size: GL ? 6 : 8,
-            colorbar: {title: {text: 'val fine acc', side: 'right'}, thickness: 12}, showscale: true};
+    return {color: idx.map(function (i) { return T.acc[i]; }), colorscale: 'Viridis', reversescale: !HIGHER,
+            size: GL ? 6 : 8, colorbar: {title: {text: SHORT, side: 'right'}, thickness: 12}, showscale: true};
   }
   function layout(extra) {
     var base = {margin: {l: 60, r: 20, t: 30, b: 50}, font: {size: 13}, hovermode: 'closest',
@@ -121,7 +124,7 @@
     var text = function (idx) { return idx.map(hover); };
     var bestX = [], bestY = [], best = null;
     for (var i = 0; i < N; i++) {
-      if (T.acc[i] !== null && (best === null || T.acc[i] > best)) best = T.acc[i];
+      if (T.acc[i] !== null && (best === null || better(T.acc[i], best))) best = T.acc[i];
       if (best !== null) { bestX.push(T.n[i]); bestY.push(best); }
     }
     var traces = [
@@ -266,7 +269,7 @@
     if (at.index !== undefined) {
       var i = at.index;
       rows.push(['status', T.status[i] + (T.status[i] === 'pruned' ? ' at epoch ' + fmt(T.pruned_at[i]) : '')]);
-      rows.push(['validation fine accuracy', fmt(T.status[i] === 'pruned' ? T.reached[i] : T.acc[i])]);
+      rows.push([ACC, fmt(T.status[i] === 'pruned' ? T.reached[i] : T.acc[i])]);
       if (T.coarse[i] !== null) rows.push(['validation coarse accuracy', fmt(T.coarse[i])]);
       rows.push(['epochs', fmt(T.epochs[i])], ['parameters', fmt(T.params[i])], ['seconds', fmt(T.seconds[i])],
                 ['model', T.model[i]]);
@@ -285,9 +288,9 @@
 
   // --- the trials table ---------------------------------------------------------------------------
   var PAGE = 50;
-  var table = {rows: [], columns: [], sort: {key: 'acc', dir: -1}, filter: '', status: '', page: 0, only: null};
+  var table = {rows: [], columns: [], sort: {key: 'acc', dir: HIGHER ? -1 : 1}, filter: '', status: '', page: 0, only: null};
   function buildRows() {
-    var cols = [{key: 'n', label: 'trial'}, {key: 'status', label: 'status'}, {key: 'acc', label: 'val fine acc'}];
+    var cols = [{key: 'n', label: 'trial'}, {key: 'status', label: 'status'}, {key: 'acc', label: SHORT}];
     if (T.coarse && T.coarse.some(function (v) { return v !== null; })) cols.push({key: 'coarse', label: 'val coarse acc'});
     cols.push({key: 'epochs', label: 'epochs'}, {key: 'params', label: 'parameters'}, {key: 'seconds', label: 'seconds'},
               {key: 'model', label: 'model / worker'});
@@ -358,7 +361,7 @@
       var th = ev.target.closest('th');
       if (!th) return;
       var key = th.getAttribute('data-key');
-      table.sort = {key: key, dir: table.sort.key === key ? -table.sort.dir : (key === 'acc' || key === 'coarse' ? -1 : 1)};
+      table.sort = {key: key, dir: table.sort.key === key ? -table.sort.dir : (key === 'coarse' || key === 'acc' && HIGHER ? -1 : 1)};
       table.page = 0;
       renderTable();
       saveState();
@@ -394,13 +397,13 @@
       var ax = hpAxis(h);
       return {label: h.name, values: OK_SHOWN.map(function (i) { return hpPos(h, i); }), tickvals: h.ticks, ticktext: h.labels, range: ax.range};
     });
-    dims.push({label: 'val fine acc', values: OK_SHOWN.map(function (i) { return T.acc[i]; })});
+    dims.push({label: SHORT, values: OK_SHOWN.map(function (i) { return T.acc[i]; })});
     sampleNote('parallel-chart');
     el.style.minWidth = Math.max(dims.length * 95, 300) + 'px';
     var trace = {type: 'parcoords', dimensions: dims, labelangle: dims.length > 8 ? -20 : 0, labelside: 'top',
                  labelfont: {size: 12}, tickfont: {size: 11}, rangefont: {size: 10},
                  line: {color: OK_SHOWN.map(function (i) { return T.acc[i]; }), colorscale: 'Viridis', showscale: true,
-                        colorbar: {title: {text: 'val fine acc'}, thickness: 12}}};
+                        reversescale: !HIGHER, colorbar: {title: {text: SHORT}, thickness: 12}}};
     draw('parallel-chart', [trace], {margin: {l: 70, r: 90, t: dims.length > 8 ? 110 : 70, b: 30}, font: {size: 12}});
     if (!el._hksRestyle) {
       el._hksRestyle = true;
@@ -439,12 +442,13 @@
                 y: idx.map(function (i) { return T.reached[i]; }), text: idx.map(hover),
                 customdata: idx.map(function (i) { return T.n[i]; }), marker: marker};
       };
-      traces.push(points(OK_SHOWN, {size: GL ? 5 : 7, color: accs, colorscale: 'Viridis', cmin: cmin, cmax: cmax}));
+      traces.push(points(OK_SHOWN, {size: GL ? 5 : 7, color: accs, colorscale: 'Viridis', reversescale: !HIGHER,
+                                    cmin: cmin, cmax: cmax}));
       if (PRUNED.length) traces.push(points(PRUNED_SHOWN, {size: GL ? 5 : 7, symbol: 'triangle-down', color: '#e67e00'}));
       var x = hpAxis(h);
       x.title.standoff = 4;
       lay['xaxis' + suffix] = x;
-      lay['yaxis' + suffix] = {title: {text: k % cols === 0 ? 'val fine acc' : ''}, automargin: true};
+      lay['yaxis' + suffix] = {title: {text: k % cols === 0 ? SHORT : ''}, automargin: true};
     });
     el.style.height = lay.height + 'px';
     onPointClick(draw('slices-grid', traces, lay));

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hks import results as res
-from hks.report.frame import ACCURACY, REACHED, Axis, flatten_point, make_axis, param_name
+from hks.report.frame import REACHED, SCORE, Axis, flatten_point, make_axis, param_name
 from hks.report.html import format_value
 from hks.report.importance import Importance
 from hks.report.snapshot import PendingTrial, Snapshot
@@ -95,7 +95,7 @@ def trials_payload(frame: pd.DataFrame, results: list[dict[str, Any]], columns: 
         "n": [int(r["tid"]) + 1 if isinstance(r.get("tid"), (int, float)) else int(n)
               for r, n in zip(ordered, frame["number"])],
         "status": list(frame["status"]),
-        "acc": _column(frame, ACCURACY), "reached": _column(frame, REACHED),
+        "acc": _column(frame, SCORE), "reached": _column(frame, REACHED),
         "coarse": _column(frame, "coarse_accuracy"),
         "epochs": [rounded(v) for v in frame["epochs_run"]], "params": [rounded(v) for v in frame["params"]],
         "seconds": _column(frame, "train_seconds"), "started": _times(frame["started_at"]),
