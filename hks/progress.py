@@ -44,8 +44,12 @@ def describe_point(point: Mapping[str, Any]) -> str:
     """The main values of a classic-space point in a few words; other spaces show their first keys."""
     if not {"optimizer", "batch_size", "nb_conv_pool_layers"} <= set(point):
         return ", ".join(f"{k} {_short(v)}" for k, v in list(point.items())[:6])
-    words = [str(point["optimizer"]), f"lr x{_short(point.get('lr_rate_mult'))}",
-             f"batch {_short(point['batch_size'])}",
+    from hks.space import SPACE
+
+    # --algo gp sets the optimizer's own arguments (learning_rate, momentum...) beside the architecture
+    extras = [f"{k} {_short(v)}" for k, v in point.items() if k not in SPACE]
+    rate = [] if "learning_rate" in point else [f"lr x{_short(point.get('lr_rate_mult'))}"]
+    words = [str(point["optimizer"]), *rate, *extras, f"batch {_short(point['batch_size'])}",
              f"{_short(point['nb_conv_pool_layers'])} conv blocks ({point.get('pooling_type')})"]
     if point.get("residual") is not None:
         words.append(f"{_short(point['residual'])} residual")
@@ -169,7 +173,8 @@ class SearchProgress:
         elif result.get("status") == "ok" and result.get("fine_best_accuracy") is None:
             outcome = f"loss {result['loss']:.6g}"
         elif result.get("status") == "ok":
-            outcome = f"val fine acc {result['fine_best_accuracy']:.4f} in {result.get('epochs_run', '?')} epochs"
+            epochs = result.get("epochs_run", "?")
+            outcome = f"val fine acc {result['fine_best_accuracy']:.4f} in {epochs} epoch{'' if epochs == 1 else 's'}"
         else:
             outcome = f"FAILED ({result.get('error', 'unknown error')})"
         best = self.best

@@ -219,7 +219,7 @@ class Study:
         """The console's start line of a trial (hks's own objective prints it in-process, with the model's size)."""
         from hyperopt import space_eval
 
-        if self.url or self.settings.objective != BUILTIN_OBJECTIVE:
+        if self.url or self.settings.objective not in (BUILTIN_OBJECTIVE, _fixed_objective()):
             self.progress.announce_start(job.tid, lambda: space_eval(self.space, job.vals()), job.owner)
 
     # --- running ------------------------------------------------------------------------------

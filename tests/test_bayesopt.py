@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from hks.samplers.ax_gp import AxSampler
 from hks.space import SPACE as CLASSIC_SPACE
 from hks.store import protocol as p
 from hks.study import run_search
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MIXED = {
     "x": Float(-5, 10),
@@ -155,6 +158,13 @@ def _record(sampler, tid, doc, loss):
     return job
 
 
+def test_importing_ax_logs_nothing_to_the_console():
+    code = "from hks.bayesopt.ax_loop import import_ax; import_ax()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "INFO" not in done.stderr and not done.stdout, done.stderr
+
+
 def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_points(tmp_path):
     space_file = tmp_path / "mixed_space.py"
     space_file.write_text("from hks.bayesopt import Choice, Float, Int\n"
@@ -196,6 +206,8 @@ def test_real_gp_search_writes_results_and_resumes_exactly(gp_settings, capsys):
     assert len(first) == 3 and Path(gp_settings.trials_file).exists()
     out = capsys.readouterr().out
     assert "trial 3/3:" in out and "best" in out
+    starts = [line for line in out.splitlines() if " started on " in line]  # one line per trial, with its rate
+    assert len(starts) == 3 and all("learning_rate " in line and "lr x" not in line for line in starts), starts
 
     second = run_search(gp_settings.replace(max_evals=5))
     assert "resuming search: 3/5 trials done" in capsys.readouterr().out
