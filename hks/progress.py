@@ -83,8 +83,9 @@ def budget_spent_line(done: int, budget: int) -> str:
             f"it counts every trial so far, so pass --max-evals {done + 10} (say) to run 10 more")
 
 
-def next_step_line(settings: Any, store: str = "") -> str:
-    """What to do after a search: retrain the winner, with the flags that find this search's results."""
+def retrain_command(settings: Any, store: str = "") -> str:
+    """The retrain-best command line, with the flags that find this search's results and data (a store's
+    search is read from its JSON results folder, which does not record which images the trials saw)."""
     from hks.config import SEARCH_DATA_SETTINGS, Settings, as_flags
 
     defaults = Settings()
@@ -93,8 +94,13 @@ def next_step_line(settings: Any, store: str = "") -> str:
         command += ["--from", settings.results_dir]
     names = ["data_dir", "results_dir"] + ([*SEARCH_DATA_SETTINGS] if store else ["trials_file"])
     command += as_flags(settings, [name for name in names if getattr(settings, name) != getattr(defaults, name)])
-    return (f"next: {shlex.join(command)}  (retrains the best on train + validation and tests it once; "
-            "python -m hks report shows every trial)")
+    return shlex.join(command)
+
+
+def next_step_line(settings: Any, store: str = "") -> str:
+    """What to do after a search: retrain the winner (:func:`retrain_command`)."""
+    return (f"next: {retrain_command(settings, store)}  (retrains the best on train + validation and tests it "
+            "once; python -m hks report shows every trial)")
 
 
 class SearchProgress:

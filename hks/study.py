@@ -195,12 +195,19 @@ class Study:
         :data:`LIVE_REPORT_SECONDS`: an open page reloads itself until the search is over."""
         if not self._reports() or time.monotonic() - self._reported_at < LIVE_REPORT_SECONDS:
             return
+        self._write_report()
+        self._reported_at = time.monotonic()
+
+    def _write_report(self, final: bool = False) -> str:
+        """The report of the search as it stands, with its budget (and its pending trials until ``final``,
+        the search over: trials queued beyond the budget are then never run); one line saying where."""
         from hks.report import safe_write_report
         from hks.report.sources import records_snapshot
 
-        safe_write_report(records_snapshot(self.experiment, self.oracle.records.records(), self.settings),
-                          self.settings)
-        self._reported_at = time.monotonic()
+        snapshot = records_snapshot(self.experiment, self.oracle.records.records(), self.settings)
+        if final:
+            snapshot.pending, snapshot.finished = [], True
+        return safe_write_report(snapshot, self.settings, source=self.url)
 
     def _write_result(self, result: dict[str, Any]) -> None:
         path = Path(self.settings.results_dir) / f"{result['model_name']}{res.RESULT_SUFFIX}"
@@ -265,8 +272,6 @@ class Study:
 
     def finish(self) -> None:
         """Say what was found and write the report."""
-        from hks.report import safe_write_report
-
         best = self.best
         summary = f"best loss {best['loss']:.4f} ({best['model_name']})" if best else "no successful trial"
         if best and best.get("fine_best_accuracy") is not None:
@@ -274,7 +279,7 @@ class Study:
         print(f"search done: {len(self.results)} trials, {summary}", flush=True)
         _note(kept_note(self.settings, self.exp_key))
         if self.results and self._reports():
-            print(safe_write_report(self.results, self.settings), flush=True)
+            print(self._write_report(final=True), flush=True)
             if best is not None:
                 print(next_step_line(self.settings, self.url), flush=True)
 

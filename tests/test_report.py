@@ -116,6 +116,16 @@ def _hand_made(tid: int, status: str = "ok", accuracy: float = 0.3, epochs: int 
     return {**result, **extra}
 
 
+def test_the_page_a_search_writes_at_its_end_gives_the_budget_and_the_retrain_command_that_finds_it(search):
+    page = (Path(search.results_dir) / "report.html").read_text()
+    assert "4 trial(s) (budget 4): 4 succeeded" in page
+    data = _data(page)
+    assert data["meta"]["finished"] and data["meta"]["budget"] == 4 and not data["pending"]
+    command = f"python -m hks retrain-best --data-dir {search.data_dir} --results-dir {search.results_dir} " \
+              f"--trials-file {search.trials_file} retrains it"
+    assert command in page  # the flags that find this search, as the console's next: line gives them
+
+
 def test_report_from_results_pkl_embeds_every_trial_and_the_architecture(search, tmp_path, capsys):
     out = tmp_path / "out"
     settings = search.replace(plots=True)

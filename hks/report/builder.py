@@ -21,12 +21,13 @@ import pandas as pd
 
 from hks import results as res
 from hks.config import Settings
+from hks.progress import retrain_command
 from hks.report import payload as pl
 from hks.report.frame import ACCURACY_METRIC, SCORE, Metric, flatten_point, metric_of, param_columns, results_frame
 from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
 from hks.report.snapshot import Snapshot, as_snapshot
-from hks.store.urls import mask_url
+from hks.store.urls import is_store_url, mask_url
 
 REPORT_FILE = "report.html"
 PICTURES_FOLDER = "report"
@@ -74,7 +75,8 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
     chance = chance_level(snapshot.dataset) if cifar else None
     sections = []
     if best:
-        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric))
+        retrain = retrain_command(settings, source if is_store_url(source) else "")
+        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric, retrain))
     if not frame.empty:
         sections += _chart_sections(ok_count, columns, metric)
     failed = frame[frame["status"] == res.STATUS_FAIL] if not frame.empty else frame
@@ -158,7 +160,8 @@ def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str, metric: Metri
         return lines
     counts = frame["status"].value_counts()
     pruned = int(counts.get(res.STATUS_PRUNED, 0))
-    lines.append(f"{len(frame)} trial(s): {int(counts.get(res.STATUS_OK, 0))} succeeded, "
+    budget = f" (budget {snapshot.budget})" if snapshot.budget else ""
+    lines.append(f"{len(frame)} trial(s){budget}: {int(counts.get(res.STATUS_OK, 0))} succeeded, "
                  f"{int(counts.get(res.STATUS_FAIL, 0))} failed" + (f", {pruned} pruned" if pruned else "") +
                  f"; {frame['train_seconds'].sum() / 60:.1f} minutes of training in all.")
     best = res.best_result(snapshot.results)
@@ -218,7 +221,7 @@ def _live_panel(snapshot: Snapshot, refresh_seconds: float) -> str:
 
 
 def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
-                  results: Sequence[dict[str, Any]], metric: Metric) -> Section:
+                  results: Sequence[dict[str, Any]], metric: Metric, retrain: str) -> Section:
     rows = _test_rows(best.get("test")) + [
         (metric.label, metric.of(best["loss"])), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
         ("validation images", best.get("val_images")),
@@ -231,7 +234,7 @@ def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
     if precision:
         paragraphs.append(precision)
     if not best.get("test") and metric == ACCURACY_METRIC:
-        paragraphs.append("Its test accuracy is not measured yet: python -m hks retrain-best retrains it on "
+        paragraphs.append(f"Its test accuracy is not measured yet: {retrain} retrains it on "
                           "train + validation and evaluates it once on the test set.")
     space = Table(("hyperparameter", "value"), sorted(flatten_point(best.get("space") or {}).items()))
     return Section("best", "Best model", paragraphs, [], [Table(("figure", "value"), rows), space],
