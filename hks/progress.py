@@ -41,7 +41,9 @@ def trial_number(tid: int | None) -> str:
 
 
 def describe_point(point: Mapping[str, Any]) -> str:
-    """The main values of a classic-space point in a few words; other spaces show their first keys."""
+    """The main values of a classic- or modern-space point in a few words; other spaces show their first keys."""
+    if point.get("architecture") == "resnet":
+        return _describe_modern(point)
     if not {"optimizer", "batch_size", "nb_conv_pool_layers"} <= set(point):
         return ", ".join(f"{k} {_short(v)}" for k, v in list(point.items())[:6])
     from hks.space import SPACE
@@ -56,6 +58,18 @@ def describe_point(point: Mapping[str, Any]) -> str:
     if point.get("use_BN"):
         words.append("BN")
     words.append(str(point.get("activation")))
+    return ", ".join(words)
+
+
+def _describe_modern(point: Mapping[str, Any]) -> str:
+    """``resnet width 32, depth 2, SGD lr 0.1 wd 0.0005, one_cycle, batch 128, cutout 8``."""
+    optimizer = point.get("optimizer") or {}
+    words = [f"resnet width {point.get('width')}, depth {point.get('depth')}",
+             f"{optimizer.get('name')} lr {_short(optimizer.get('learning_rate'))} "
+             f"wd {_short(optimizer.get('weight_decay'))}", str(point.get("schedule")),
+             f"batch {_short(point.get('batch_size'))}"]
+    if point.get("cutout"):
+        words.append(f"cutout {point['cutout']}")
     return ", ".join(words)
 
 

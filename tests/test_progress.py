@@ -209,3 +209,11 @@ def test_a_user_objective_gets_start_lines_time_and_no_retrain_hint(tmp_path, ca
     assert "trial 1/2 started on local:" in out and "trial 2/2 started on local:" in out and ": x 0." in out
     assert "trial 2/2: loss " in out and " elapsed, done" in out
     assert "retrain-best" not in out  # only hks's own CNN objective has a model to retrain
+
+
+def test_a_modern_space_point_is_described_by_what_matters_whatever_its_key_order():
+    from hks.modern_space import demo_point as modern_point
+
+    point = dict(sorted(modern_point().items()))  # as hyperopt's space_eval gives it: alphabetical
+    assert progress.describe_point(point) == "resnet width 32, depth 2, SGD lr 0.1 wd 0.0005, one_cycle, batch 128, " \
+                                             "cutout 8"
