@@ -96,6 +96,8 @@ def test_a_resumed_scan_ends_where_the_uninterrupted_one_does():
     rest = Recorder(sigmoid_response(2e-3))
     resumed = scan(rest, config, known=interrupted)
     assert rest.calls == whole.calls[5:]
+    numbers = [s.trial for s in resumed.steps if s.trial is not None]
+    assert numbers == list(range(6, 6 + len(numbers))) and numbers[-1] <= config.max_trials  # after the first run's 5
     assert resumed.chosen_lr == uninterrupted.chosen_lr and resumed.stop_reason == uninterrupted.stop_reason
 
 

@@ -125,7 +125,7 @@ def run_autolr(settings: Settings, point: dict[str, Any] | None = None, verbose:
     print(f"autolr: scanning {config.num_lrs} learning rates in [{config.min_lr:g}, {config.max_lr:g}] "
           f"({setup.optimizer}, {setup.epochs} epochs per trial, at most {config.max_trials} trials)", flush=True)
 
-    trained = 0
+    trained = len(files.known())  # a resumed scan numbers its trials after the earlier run's, as its cap counts them
 
     def evaluate(lr: float) -> float:
         nonlocal trained

@@ -62,7 +62,7 @@ class Step:
     lr: float
     z: float | None
     decision: str
-    trial: int | None = None
+    trial: int | None = None  # counted as max_trials counts: earlier runs' trials first
     cached: bool = False
 
 
@@ -163,7 +163,7 @@ def scan(evaluate: Callable[[float], float], config: ScanConfig,
         if index_before > 0:
             first_run = False
         zoomed = zoomed or decision in ("saturated", "plateau")
-        log(Step(lr, z, decision, None if cached else out.trials, cached))
+        log(Step(lr, z, decision, None if cached else len(known.keys() | out.measured.keys()), cached))
     else:
         out.stop_reason = "no-progress"
     out.chosen_lr = choose(out.measured, grid.high, zoomed, out.stop_reason)
