@@ -407,6 +407,23 @@ HEADER_AT = """(() => {
 })()"""
 
 
+def test_a_paused_trial_is_shown_as_paused_and_still_found_among_the_pruned_in_chromium(tmp_path, browser):
+    results = [_hand_made(0, accuracy=0.30), _hand_made(1, accuracy=0.45),
+               _hand_made(2, "pruned", accuracy=0.2, epochs=1, pruned_at_epoch=1, rung=0, paused=True),
+               _hand_made(3, "pruned", accuracy=0.1, epochs=1, pruned_at_epoch=1, rung=0)]
+    settings = _settings(tmp_path, tmp_path, dataset="cifar100")
+    page = write_report(results, settings, out_dir=tmp_path / "out").page
+    assert "2 pruned (1 of them paused, which may resume)" in page.read_text()
+    browser.navigate(page.as_uri())
+    browser.wait_for(READY)
+    status = "Array.from(document.querySelectorAll('#trial-table tbody tr')).map(r => r.cells[1].textContent)"
+    assert sorted(browser.evaluate(status)) == ["ok", "ok", "paused", "pruned"]
+    browser.evaluate("(() => { const s = document.getElementById('trial-status'); s.value = 'pruned';"
+                     " s.dispatchEvent(new Event('change')); })()")
+    assert sorted(browser.evaluate(status)) == ["paused", "pruned"]  # the status filter still finds it
+    assert not browser.errors()
+
+
 def _custom_loss(point):
     return (point["x"] - 1) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
 

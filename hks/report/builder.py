@@ -160,9 +160,11 @@ def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str, metric: Metri
         return lines
     counts = frame["status"].value_counts()
     pruned = int(counts.get(res.STATUS_PRUNED, 0))
+    paused = sum(1 for r in snapshot.results if r.get("status") == res.STATUS_PRUNED and r.get("paused"))
+    stopped = f", {pruned} pruned" + (f" ({paused} of them paused, which may resume)" if paused else "")
     budget = f" (budget {snapshot.budget})" if snapshot.budget else ""
     lines.append(f"{len(frame)} trial(s){budget}: {int(counts.get(res.STATUS_OK, 0))} succeeded, "
-                 f"{int(counts.get(res.STATUS_FAIL, 0))} failed" + (f", {pruned} pruned" if pruned else "") +
+                 f"{int(counts.get(res.STATUS_FAIL, 0))} failed" + (stopped if pruned else "") +
                  f"; {frame['train_seconds'].sum() / 60:.1f} minutes of training in all.")
     best = res.best_result(snapshot.results)
     if best:

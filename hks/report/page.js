@@ -48,7 +48,7 @@
   var hoverCache = [];
   function hover(i) {
     if (hoverCache[i]) return hoverCache[i];
-    var s = '<b>trial ' + T.n[i] + '</b> (' + T.status[i] + ')';
+    var s = '<b>trial ' + T.n[i] + '</b> (' + statusText(i) + ')';
     if (T.acc[i] !== null) s += '<br>' + SHORT + ' ' + fmt(T.acc[i]);
     else if (T.status[i] === 'pruned') s += '<br>pruned at epoch ' + fmt(T.pruned_at[i]) + ', reached ' + fmt(T.reached[i]);
     else s += '<br>failed: ' + esc(T.error_type[i] || 'error');
@@ -65,6 +65,8 @@
     return s;
   }
   function indices(test) { var out = []; for (var i = 0; i < N; i++) if (test(i)) out.push(i); return out; }
+  // a pruned trial paused at its rung (--prune-pause) keeps its checkpoint and may still be resumed
+  function statusText(i) { return T.paused && T.paused[i] ? 'paused' : T.status[i]; }
   var OK = indices(function (i) { return T.status[i] === 'ok'; });
   var PRUNED = indices(function (i) { return T.status[i] === 'pruned'; });
   var FAILED = indices(function (i) { return T.status[i] === 'fail'; });
@@ -268,7 +270,7 @@
     var at = byNumber[n], rows = [];
     if (at.index !== undefined) {
       var i = at.index;
-      rows.push(['status', T.status[i] + (T.status[i] === 'pruned' ? ' at epoch ' + fmt(T.pruned_at[i]) : '')]);
+      rows.push(['status', statusText(i) + (T.status[i] === 'pruned' ? ' at epoch ' + fmt(T.pruned_at[i]) : '')]);
       rows.push([ACC, fmt(T.status[i] === 'pruned' ? T.reached[i] : T.acc[i])]);
       if (T.coarse[i] !== null) rows.push(['validation coarse accuracy', fmt(T.coarse[i])]);
       rows.push(['epochs', fmt(T.epochs[i])], ['parameters', fmt(T.params[i])], ['seconds', fmt(T.seconds[i])],
@@ -298,7 +300,7 @@
     table.columns = cols;
     var rows = [], i;
     for (i = 0; i < N; i++) {
-      var r = {n: T.n[i], status: T.status[i], acc: T.status[i] === 'pruned' ? T.reached[i] : T.acc[i],
+      var r = {n: T.n[i], status: T.status[i], shown: statusText(i), acc: T.status[i] === 'pruned' ? T.reached[i] : T.acc[i],
                coarse: T.coarse[i], epochs: T.epochs[i], params: T.params[i], seconds: T.seconds[i], model: T.model[i],
                show: {}, sortKey: {}};
       HP.forEach(function (h, k) { r['hp' + k] = hpText(h, i); r.sortKey['hp' + k] = hpPos(h, i); });
@@ -311,7 +313,10 @@
       rows.push(r);
     });
     rows.forEach(function (r) {
-      r.cells = cols.map(function (c) { return c.key === 'model' || c.key === 'status' || c.key.charAt(0) === 'h' ? String(r[c.key]) : fmt(r[c.key]); });
+      r.cells = cols.map(function (c) {
+        if (c.key === 'status') return r.shown || r.status;
+        return c.key === 'model' || c.key.charAt(0) === 'h' ? String(r[c.key]) : fmt(r[c.key]);
+      });
       r.text = r.cells.join(' ').toLowerCase();
     });
     table.rows = rows;

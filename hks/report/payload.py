@@ -95,6 +95,7 @@ def trials_payload(frame: pd.DataFrame, results: list[dict[str, Any]], columns: 
         "n": [int(r["tid"]) + 1 if isinstance(r.get("tid"), (int, float)) else int(n)
               for r, n in zip(ordered, frame["number"])],
         "status": list(frame["status"]),
+        "paused": [bool(r.get("paused")) and r.get("status") == res.STATUS_PRUNED for r in ordered],  # may resume
         "acc": _column(frame, SCORE), "reached": _column(frame, REACHED),
         "coarse": _column(frame, "coarse_accuracy"),
         "epochs": [rounded(v) for v in frame["epochs_run"]], "params": [rounded(v) for v in frame["params"]],
