@@ -169,7 +169,7 @@ def _summary(frame: pd.DataFrame, snapshot: Snapshot, source: str, metric: Metri
     best = res.best_result(snapshot.results)
     if best:
         lines.append(f"Best: {best.get('model_name')} (trial {trial_number(best.get('tid'))}), "
-                     f"{metric.label} {metric.of(best['loss']):.4g}" + _coarse_text(best) + ".")
+                     f"{metric.label} {metric.text(best['loss'])}" + _coarse_text(best) + ".")
     return lines
 
 

@@ -40,6 +40,10 @@ class Metric:
     def of(self, loss: float) -> float:
         return -loss if self.higher_better else loss
 
+    def text(self, loss: float) -> str:
+        """The score of ``loss`` as the page writes it: an accuracy to 4 decimals, a loss to 4 digits."""
+        return f"{self.of(loss):.4f}" if self.higher_better else f"{self.of(loss):.4g}"
+
 
 ACCURACY_METRIC = Metric("validation fine accuracy", "val fine acc", True)
 LOSS_METRIC = Metric("loss", "loss", False)
