@@ -174,7 +174,7 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     # Order: the checkpoint records early stopping's and the pruner's answers for the epoch, and comes
     # before the progress hook, whose stop checks (SIGTERM, a lost lease) end training at once.
     # No per-batch callback (TerminateOnNaN is one): each would sync every step.
-    callbacks = [stopping] + ([pruning] if pruning is not None else [])
+    callbacks = [fine_head_names(), stopping] + ([pruning] if pruning is not None else [])
     if save_to is not None:
         callbacks.append(checkpoint_callback(save_to, settings.checkpoint_every, stopping, pruning, prior,
                                              resumed.seconds if resumed is not None else 0.0))
@@ -193,6 +193,22 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
         if f"{prefix}fine_loss" not in out and f"{prefix}loss" in out:
             out[f"{prefix}fine_loss"] = out[f"{prefix}loss"]
     return out
+
+
+def fine_head_names():
+    """A callback that logs a one-head model's ``accuracy`` as ``fine_accuracy`` (and ``val_``), as hks's
+    own models name it: Keras prefixes metrics with the head's name only when there are several heads, so
+    a ``keras_objective`` builder compiled with ``metrics=["accuracy"]`` would otherwise be unreadable to
+    early stopping, pruning and the results. Later callbacks (and the history) see the same logs."""
+    import keras
+
+    class FineHeadNames(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for prefix in ("", "val_"):
+                if logs is not None and f"{prefix}fine_accuracy" not in logs and f"{prefix}accuracy" in logs:
+                    logs[f"{prefix}fine_accuracy"] = logs[f"{prefix}accuracy"]
+
+    return FineHeadNames()
 
 
 def early_stopping(settings: Settings, resumed: ckpt.Checkpoint | None = None):

@@ -94,8 +94,11 @@ class Study:
     """Open (or resume) a search; :meth:`optimize` runs it, :meth:`ask` / :meth:`tell` let you drive it."""
 
     def __init__(self, settings: Settings, *, space: Any = None, objective: Objective | None = None):
+        from hks.trial_process import check_trial_process
+
         check_settings(settings)
         settings, self.space, self.objective = _search_parts(settings, space, objective)
+        check_trial_process(settings.trial_process, self.objective)
         self.url = store_url(settings)
         if self.url and objective is not None and not _importable(settings.objective):
             raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
@@ -226,7 +229,11 @@ class Study:
         """The console's start line of a trial (hks's own objective prints it in-process, with the model's size)."""
         from hyperopt import space_eval
 
-        if self.url or self.settings.objective not in (BUILTIN_OBJECTIVE, _fixed_objective()):
+        from hks.evaluation import keras_objective
+
+        trains_here = self.settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) or isinstance(
+            self.objective, keras_objective)  # hks's training prints the start line, with the model's size
+        if self.url or not trains_here:
             self.progress.announce_start(job.tid, lambda: space_eval(self.space, job.vals()), job.owner)
 
     # --- running ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from hks.errors import ConfigError
 from hks.evaluation import Objective, call_objective, failed_result, keras_objective
 from hks.stopping import die_with_parent
 
@@ -34,15 +35,31 @@ _EPOCH, _PRUNE, _RESULT, _ERROR = "epoch", "prune", "result", "error"
 
 def wants_fresh_process(choice: str, objective: Objective) -> bool:
     """``fresh``/``same`` as asked; ``auto``: fresh for hks's own Keras objectives (which import
-    TensorFlow). A fresh process needs an objective that pickles (a module-level function)."""
+    TensorFlow) unless defined in the script being run. A fresh process needs an objective that
+    pickles (a module-level function) and that it can import (:func:`check_trial_process`)."""
     keras_trains = getattr(objective, "__module__", "") == "hks.objective" or isinstance(objective, keras_objective)
-    if choice == "same" or (choice == "auto" and not keras_trains):
+    if choice == "same" or (choice == "auto" and not keras_trains) or defined_in_script(objective):
         return False
     try:
         pickle.dumps(objective)
     except Exception:  # a lambda or a closure: it can only run here
         return False
     return True
+
+
+def defined_in_script(objective: Objective) -> bool:
+    """Whether the objective (or the builder of a :class:`keras_objective`) lives in the script being run
+    (``__main__``), which a child process cannot import by name: it can only run in this process."""
+    target = objective.build if isinstance(objective, keras_objective) else objective
+    return getattr(target, "__module__", None) == "__main__"
+
+
+def check_trial_process(choice: str, objective: Objective) -> None:
+    """Refuse ``--trial-process fresh`` for an objective a child process cannot import, before any trial."""
+    if choice == "fresh" and defined_in_script(objective):
+        raise ConfigError("--trial-process fresh runs each trial in a new process, which cannot import an objective "
+                          "(or a keras_objective builder) defined in the script you run: move it into a module, or "
+                          "use trial_process='same' (or 'auto', which then trains in this process)")
 
 
 def call_in_fresh_process(objective: Objective, point: dict[str, Any], settings: Any, *, tid: int | None,

@@ -199,6 +199,33 @@ def test_resuming_with_a_setting_that_changes_scores_is_refused_and_nothing_is_w
     assert Path(settings.trials_file).read_bytes() == before
 
 
+def test_the_objectives_identity_is_its_own_code_and_what_it_uses_not_the_rest_of_its_script(tmp_path,
+                                                                                              monkeypatch):
+    import importlib
+
+    from hks.experiment import code_fingerprint
+
+    module = tmp_path / "user_script.py"
+    body = ("SCALE = 2\n"
+            "def helper(x):\n    return SCALE * x\n"
+            "def loss(point):\n    return helper(point['x']) ** 2\n"
+            "def unrelated():\n    return 1\n"
+            "MAX_EVALS = 10\n")
+    module.write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    user = importlib.import_module("user_script")
+    first = code_fingerprint(user.loss)
+
+    def edited(old: str, new: str) -> str:
+        module.write_text(body.replace(old, new))
+        return code_fingerprint(importlib.reload(user).loss)
+
+    assert edited("MAX_EVALS = 10", "MAX_EVALS = 50\nprint('more')") == first  # the budget, a print: same search
+    assert edited("return 1", "return 2") == first  # a function it does not call
+    assert edited("SCALE * x", "SCALE * x + 1") != first  # a helper it calls
+    assert edited("SCALE = 2", "SCALE = 3") != first  # a constant it uses
+
+
 def test_resuming_with_other_space_or_objective_code_is_refused_but_budget_and_algo_may_change(tmp_path,
                                                                                             monkeypatch, capsys):
     import importlib

@@ -138,6 +138,32 @@ def test_a_users_script_without_a_main_guard_runs_once_with_trials_in_fresh_proc
     assert "statuses ['ok', 'ok']" in done.stdout
 
 
+def test_a_keras_builder_defined_in_the_users_script_trains_in_its_process_and_fresh_is_refused(tmp_path,
+                                                                                                 cifar10_dir):
+    script = tmp_path / "my_keras_search.py"
+    script.write_text(
+        "import hks, keras\n"
+        "from hyperopt import hp\n"
+        "def build(point, num_fine, num_coarse):\n"
+        "    x = keras.Input((32, 32, 3))\n"
+        "    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(x))\n"
+        "    model = keras.Model(x, {'fine': keras.layers.Dense(num_fine, activation='softmax', name='fine')(h)})\n"
+        "    model.compile('adam', {'fine': 'sparse_categorical_crossentropy'}, metrics={'fine': ['accuracy']})\n"
+        "    return model\n"
+        "settings = dict(max_evals=1, storage=':memory:', algo='rand', dataset='cifar10', epochs=1, threads=1,\n"
+        f"                data_dir={str(cifar10_dir)!r}, download=False, dataset_size=300, plots=False,\n"
+        f"                results_dir={str(tmp_path / 'results')!r})\n"
+        "study = hks.optimize(hks.keras_objective(build), {'u': hp.uniform('u', 0, 1)}, **settings)\n"
+        "print('statuses', [r['status'] for r in study.results], flush=True)\n"
+        "hks.optimize(hks.keras_objective(build), {'u': hp.uniform('u', 0, 1)}, trial_process='fresh', **settings)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert "statuses ['ok']" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]  # auto: in this process
+    assert done.stdout.count(" started on ") == 1 and "parameters" in done.stdout  # one start line, with its size
+    assert done.returncode != 0 and "ConfigError: --trial-process fresh runs each trial in a new process, which " \
+                                    "cannot import an objective" in done.stderr
+
+
 def test_a_search_killed_mid_trial_resumes_that_trial_from_its_checkpoint_when_run_again(tmp_path, cifar10_dir):
     command = _keras_search(tmp_path, cifar10_dir, "--max-evals", "1", "--epochs", "8", "--patience", "8")
     with _search_reaching(command, "epoch 2/8") as first:  # the checkpoint is written before the epoch's line
