@@ -24,14 +24,16 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 
 
 def accepted(function: Objective) -> tuple[bool, set[str]]:
-    """Whether ``function`` takes the settings as its second positional argument, and which of
-    :data:`KEYWORD_ARGUMENTS` it declares (all of them with ``**kwargs``)."""
+    """Whether ``function`` takes the settings as its second positional argument (one not named like
+    one of :data:`KEYWORD_ARGUMENTS`: ``def f(point, tid)`` takes the trial id), and which of those it
+    declares (all of them with ``**kwargs``)."""
     try:
         parameters = list(inspect.signature(function).parameters.values())
     except (TypeError, ValueError):
         return False, set()
     positional = [p for p in parameters if p.kind in _POSITIONAL]
-    takes_settings = len(positional) >= 2 or any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    takes_settings = (len(positional) >= 2 and positional[1].name not in KEYWORD_ARGUMENTS) or any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return takes_settings, set(KEYWORD_ARGUMENTS)
     return takes_settings, {p.name for p in parameters if p.name in KEYWORD_ARGUMENTS}

@@ -307,3 +307,23 @@ def test_asha_warns_when_fewer_than_eta_trials_would_run_to_the_end():
     assert AshaPruner(27, min_epochs=3).budget_warning(30) is None  # rungs 3, 9: one in 9, 27 or more trials
     assert AshaPruner(1).budget_warning(2) is None  # no rung: nothing is pruned
     assert MedianPruner(27).budget_warning(5) is None and HyperbandPruner(27).budget_warning(5) is None
+
+
+def _reports_loss(point, should_prune):
+    should_prune(0, {"loss": point["x"]})  # not the validation score pruning compares trials by
+    return point["x"]
+
+
+def _prunes_itself(point, tid):
+    return {"status": "pruned", "loss": point["x"]} if tid % 2 else point["x"]  # no pruned_at_epoch
+
+
+def test_a_custom_objective_prunes_with_one_clear_line_about_what_its_logs_lack_and_never_crashes(tmp_path):
+    import hks
+
+    space = {"x": hp.uniform("x", 0, 1)}
+    common = {"storage": ":memory:", "results_dir": str(tmp_path / "r"), "plots": False, "algo": "rand"}
+    with pytest.raises(ConfigError, match=r"should_prune\(epoch, logs\) needs logs\['val_fine_accuracy'\]"):
+        hks.optimize(_reports_loss, space, max_evals=3, prune="median", **common)
+    study = hks.optimize(_prunes_itself, space, max_evals=4, prune="median", **common)
+    assert [r["status"] for r in study.results] == ["ok", "pruned", "ok", "pruned"]

@@ -450,3 +450,23 @@ def test_a_budget_within_the_start_up_trials_is_warned_about_and_the_sampler_nam
     out = capsys.readouterr().out
     assert f"starting search: 3 trials (--algo {algo})" in out
     assert ("never gets past its start-up phase" in out) == bool(warned) and (warned or "") in out
+
+
+def test_an_objective_gets_the_arguments_it_declares_by_name_positional_or_not():
+    from hks.config import Settings
+    from hks.evaluation import call_objective
+
+    seen = {}
+
+    def by_position(point, tid):
+        seen["tid"] = tid
+        return 1.0
+
+    def with_settings(point, settings, tid=None):
+        seen["settings"], seen["tid2"] = settings, tid
+        return 2.0
+
+    settings = Settings()
+    assert call_objective(by_position, {"x": 1}, settings, tid=4)["status"] == "ok" and seen["tid"] == 4
+    assert call_objective(with_settings, {"x": 1}, settings, tid=5)["loss"] == 2.0
+    assert seen["settings"] is settings and seen["tid2"] == 5

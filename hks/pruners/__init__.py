@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hks import results as res
+from hks.errors import ConfigError
 from hks.pruners.asha import AshaPruner
 from hks.pruners.base import FAILED, FINISHED, PRUNED, RUNNING, Curve, Decision, NoPruner, Pruner
 from hks.pruners.hyperband import HyperbandPruner
@@ -54,7 +55,10 @@ def epoch_hook(pruner: Pruner, tid: int, others: Callable[[], Sequence[Curve]]) 
     values: list[float] = []
 
     def should_prune(epoch: int, logs: dict[str, float]) -> Decision:
-        values.append(float(logs.get(MONITOR, math.nan)))
+        if MONITOR not in logs:  # a custom objective's logs: without it, pruning would silently never act
+            raise ConfigError(f"should_prune(epoch, logs) needs logs[{MONITOR!r}], the validation score (higher is "
+                              f"better) that pruning compares trials by; got {sorted(logs) or 'no values'}")
+        values.append(float(logs[MONITOR]))
         return pruner.decide(tid, values, others())
 
     return should_prune
@@ -107,5 +111,6 @@ def sampler_result(result: dict[str, Any], settings: Settings) -> dict[str, Any]
     if settings.prune_sampler_loss == "best":
         loss = -best
     else:
-        loss = float(settings.epochs - result["pruned_at_epoch"]) + 1.0 - best
+        stopped = result.get("pruned_at_epoch") or settings.epochs  # a custom objective may not say when
+        loss = float(settings.epochs - stopped) + 1.0 - best
     return {**result, "status": res.STATUS_OK, "loss": loss, "pruned": True}
