@@ -39,6 +39,9 @@ BUILTIN_OBJECTIVE = "hks.objective:run_trial"
 LIVE_REPORT_SECONDS = 60.0
 
 
+ASK_TELL_OWNER = "ask-tell"
+
+
 @dataclass
 class Trial:
     """A trial handed out by :meth:`Study.ask`: report its outcome with :meth:`Study.tell`."""
@@ -46,6 +49,7 @@ class Trial:
     tid: int
     point: dict[str, Any]
     job: p.Job
+    asker: int = 0  # which Study asked it (its id), so that only that one is told
 
 
 def import_objective(name: str) -> Objective:
@@ -124,6 +128,7 @@ class Study:
             raise
         self.oracle.refresh()
         self.announced = {job.tid for job in self.oracle.finished()}
+        self._asked: dict[int, Trial] = {}  # asked here and not told yet
         self._reported_at = time.monotonic()  # the first live report after LIVE_REPORT_SECONDS of searching
         self.progress = SearchProgress(self.settings.max_evals, [self._result(j) for j in self.oracle.finished()])
         self._write_missing_results()
@@ -296,29 +301,45 @@ class Study:
         """Trials left in the budget (``max_evals`` counts every trial finished so far, earlier runs' too):
         what a loop of your own asks for, so that running it again resumes it rather than overruns it."""
         self.sync()
-        return max(0, self.settings.max_evals - self.finished_count())
+        return max(0, self.settings.max_evals - self.finished_count() - self.store.count(self.exp_key, (p.RUNNING,)))
 
     def ask(self) -> Trial:
-        """A new trial to evaluate yourself (recorded as running until you :meth:`tell` its outcome);
-        refused once ``max_evals`` trials have finished."""
+        """A trial to evaluate yourself (recorded as running until you :meth:`tell` its outcome): one asked
+        before and never told (its study closed first) if any, else a new one. Refused once ``max_evals``
+        trials have finished or are out being evaluated."""
         from hyperopt import space_eval
 
         if not self.remaining:
+            out = self.store.count(self.exp_key, (p.RUNNING,))
             raise ConfigError(f"the budget of {self.settings.max_evals} trials is spent (max_evals counts every "
-                              "trial so far): raise max_evals to ask for more, or loop over study.remaining")
-        self.oracle.ask(1)
-        job = self.store.reserve(self.exp_key, "ask-tell", self.settings.lease_seconds * 1e6)
-        return Trial(job.tid, space_eval(self.space, job.vals()), job)
+                              f"trial so far{f', and {out} asked are not told yet' if out else ''}): tell those, "
+                              "raise max_evals to ask for more, or loop over study.remaining")
+        job = self.store.reserve(self.exp_key, ASK_TELL_OWNER, self.settings.lease_seconds * 1e6)
+        if job is None:
+            self.oracle.ask(1)
+            job = self.store.reserve(self.exp_key, ASK_TELL_OWNER, self.settings.lease_seconds * 1e6)
+        trial = Trial(job.tid, space_eval(self.space, job.vals()), job, id(self))
+        self._asked[job.tid] = trial
+        return trial
 
     def tell(self, trial: Trial, value: Any) -> dict[str, Any]:
         """Record a trial's outcome: a loss to minimise, or a result dict (``status``, ``loss``, ...)."""
+        if self._asked.get(trial.tid) is not trial:
+            mine = trial.asker == id(self)
+            raise ConfigError(f"trial {trial.tid} was {'told already' if mine else 'not asked by this study'}: "
+                              "tell each trial once, to the study that asked it")
         result = as_result(value, trial.point, trial.tid)
         if not self.store.complete(trial.job, res.to_jsonable(result)):
             raise ConfigError(f"trial {trial.tid} is not running any more (told twice?)")
+        del self._asked[trial.tid]
         self.sync()
         return result
 
     def close(self) -> None:
+        """Close the storage; trials asked and not told go back to the queue, for the next :meth:`ask`."""
+        for trial in self._asked.values():
+            self.store.release(trial.job)
+        self._asked.clear()
         self.store.close()
 
     def __enter__(self) -> Study:

@@ -346,6 +346,30 @@ def test_ask_and_tell_drive_a_search_of_your_own_loop(tmp_path):
     assert [j.state for j in jobs] == [p.DONE] * 12
 
 
+def test_ask_counts_trials_out_keeps_a_trial_never_told_for_the_next_run_and_refuses_another_studys(tmp_path):
+    settings = _quick_settings(tmp_path, algo="rand", max_evals=3)
+    with st.Study(settings, space=QUICK, objective=square) as study:
+        first, second = study.ask(), study.ask()
+        assert study.remaining == 1  # two are out being evaluated
+        study.tell(first, 1.0)
+        third = study.ask()
+        with pytest.raises(ConfigError, match="budget of 3 trials is spent .*and 2 asked are not told yet"):
+            study.ask()
+        with pytest.raises(ConfigError, match="trial 0 was told already"):
+            study.tell(first, 2.0)
+        study.tell(third, 3.0)
+    # the study closed with trial 2 (second) never told: it goes back to the queue, not "running" forever
+    assert [j.state for j in _records(settings.trials_file)] == [p.DONE, p.NEW, p.DONE]
+    other = st.Study(_quick_settings(tmp_path / "b", algo="rand", max_evals=3), space=QUICK, objective=square)
+    with other, st.Study(settings, space=QUICK, objective=square) as study:
+        again = study.ask()
+        assert (again.tid, again.point) == (second.tid, second.point)  # the same point, asked again
+        with pytest.raises(ConfigError, match="was not asked by this study"):
+            study.tell(other.ask(), 5.0)
+        study.tell(again, 2.0)
+        assert study.remaining == 0 and len(study.results) == 3
+
+
 def test_the_readme_api_example_runs(tmp_path):
     text = (ROOT / "README.md").read_text()
     start = text.index("<!-- api-example:begin -->")
