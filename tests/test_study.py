@@ -494,3 +494,10 @@ def test_an_objective_gets_the_arguments_it_declares_by_name_positional_or_not()
     assert call_objective(by_position, {"x": 1}, settings, tid=4)["status"] == "ok" and seen["tid"] == 4
     assert call_objective(with_settings, {"x": 1}, settings, tid=5)["loss"] == 2.0
     assert seen["settings"] is settings and seen["tid2"] == 5
+
+
+def test_atpe_models_past_its_start_up_trials(tmp_path):
+    settings = _quick_settings(tmp_path, algo="atpe", n_startup_trials=3, max_evals=6)
+    with st.Study(settings, space=QUICK, objective=square) as study:
+        results = study.optimize()  # hyperopt's ATPE reads each trial's timestamps once it models
+    assert [r["status"] for r in results] == ["ok"] * 6

@@ -16,6 +16,7 @@ trial id with that id's own seed. Two things differ from calling ``fmin``:
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -26,9 +27,11 @@ from hks.errors import ConfigError
 from hks.samplers.base import Sampler, finite_loss, pending
 from hks.seeding import trial_seed
 from hks.store import protocol as p
-from hks.store.hyperopt_docs import job_doc, trials_from_docs
+from hks.store.hyperopt_docs import as_datetime, job_doc, trials_from_docs
 
 Suggest = Callable[..., list[dict[str, Any]]]
+
+NEVER = datetime.datetime(1970, 1, 1)  # a trial never booked (queued by a batch, or a lie)
 
 
 def hyperopt_algorithm(name: str) -> Suggest:
@@ -115,10 +118,11 @@ class DocCache:
 
 
 def sampler_doc(job: p.Job, result: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A finished trial's hyperopt document, with the fields its algorithms read (no timestamps to
-    convert); ``result`` makes a pending trial finished (the lie)."""
+    """A finished trial's hyperopt document, with the fields its algorithms read (ATPE reads the
+    timestamps: never None); ``result`` makes a pending trial finished (the lie)."""
     if result is None:
         result = job.result if job.result else {"status": base.STATUS_FAIL, "loss": None}
+    booked = as_datetime(job.book_time) or NEVER
     return {"state": base.JOB_STATE_DONE, "tid": job.tid, "exp_key": None, "owner": None, "version": job.version,
             "spec": job.doc.get("spec"), "misc": job.doc.get("misc", {}), "result": result,
-            "book_time": None, "refresh_time": None}
+            "book_time": booked, "refresh_time": as_datetime(job.finished_at or job.heartbeat_at) or booked}

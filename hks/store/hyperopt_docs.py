@@ -21,7 +21,8 @@ HYPEROPT_STATE = {p.NEW: base.JOB_STATE_NEW, p.RUNNING: base.JOB_STATE_RUNNING,
 DOC_FIELDS = ("spec", "misc")
 
 
-def _when(unix: float | None) -> datetime.datetime | None:
+def as_datetime(unix: float | None) -> datetime.datetime | None:
+    """hyperopt's timestamps: naive UTC datetimes."""
     return None if unix is None else datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).replace(tzinfo=None)
 
 
@@ -36,7 +37,7 @@ def hyperopt_trial(job: p.Job, result: dict[str, Any] | None = None) -> dict[str
         "state": base.JOB_STATE_DONE if result.get("status") != base.STATUS_NEW else HYPEROPT_STATE[job.state],
         "tid": job.tid, "exp_key": job.exp_key, "owner": job.owner, "version": job.version,
         "spec": job.doc.get("spec"), "misc": job.doc.get("misc", {}), "result": result,
-        "book_time": _when(job.book_time), "refresh_time": _when(job.finished_at or job.heartbeat_at),
+        "book_time": as_datetime(job.book_time), "refresh_time": as_datetime(job.finished_at or job.heartbeat_at),
     }
 
 
