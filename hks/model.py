@@ -93,7 +93,7 @@ def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | No
         from hks.modern_model import build_modern_model
 
         return build_modern_model(point, num_fine, num_coarse, train_steps=train_steps)
-    missing = [key for key in sp.SPACE if key not in point]
+    missing = sp.missing_keys(point)
     if missing:
         raise SpaceError(f"the space point has no {', '.join(missing)}: a custom space must define every key "
                          "of hks.space.SPACE or pass its own model builder")

@@ -68,6 +68,12 @@ SPACE: dict[str, Any] = {
 COARSE_ONLY_KEYS = ("coarse_labels_weight",)
 
 
+def missing_keys(point: dict[str, Any]) -> list[str]:
+    """What a point lacks for hks's own model builders to build it (none for a modern-space point);
+    a point of your own space, trained by your own builder, lacks some."""
+    return [] if point.get("architecture") == "resnet" else [key for key in SPACE if key not in point]
+
+
 def for_dataset(space: Any, dataset: str | None) -> Any:
     """``space`` as searched on ``dataset``: without coarse labels the coarse head's keys are fixed to None.
 

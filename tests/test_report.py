@@ -424,31 +424,42 @@ def test_a_paused_trial_is_shown_as_paused_and_still_found_among_the_pruned_in_c
     assert not browser.errors()
 
 
-def _custom_loss(point):
+def _custom_loss(point, tid):
+    if tid == 2:
+        raise ValueError("boom")
     return (point["x"] - 1) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
 
 
-def test_a_custom_objectives_page_shows_its_loss_lowest_best_with_nothing_cifar_in_chromium(tmp_path, browser):
-    settings = Settings(trials_file=str(tmp_path / "api.pkl"), results_dir=str(tmp_path / "api"), max_evals=12,
-                        plots=False, experiment_name="api_search", seed=3)
+def test_a_custom_objectives_page_shows_its_loss_lowest_best_with_nothing_cifar_in_chromium(tmp_path, browser,
+                                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    settings = Settings(trials_file="api.pkl", results_dir="api", max_evals=12, plots=False,
+                        experiment_name="api_search", seed=3)
     space = {"x": hp.uniform("x", -5, 5), "kind": hp.choice("kind", ["a", "b"])}
     with Study(settings, space=space, objective=_custom_loss) as study:
         study.optimize()
         best = study.best["loss"]
-    assert main(_report_args(settings, settings.trials_file, tmp_path / "api")) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["report", "--from", "../api.pkl"]) == 0  # its page and links: the search's folder, beside it
+    assert not (tmp_path / "elsewhere" / "results").exists()
     page = (tmp_path / "api" / "report.html").read_text()
     text = page.split("<script")[0]
     assert "<title>api_search: hks search report</title>" in page  # no dataset it never used
     assert f"loss {best:.4g}." in text and "accuracy" not in text and "chance" not in text
     assert 'id="architecture"' not in text and 'id="curves"' not in text and "retrain-best" not in text
+    failed = text.split('id="failed"')[1].split("</section>")[0]
+    assert "ValueError" in failed and "not in the results folder" not in failed and "None" not in failed
     browser.navigate((tmp_path / "api" / "report.html").as_uri())
     browser.wait_for(READY)
     assert browser.evaluate("document.getElementById('history-chart')._fullLayout.yaxis.title.text") == "loss"
-    shown = browser.evaluate("document.getElementById('history-chart').data[0].y")
-    best_so_far = browser.evaluate("document.getElementById('history-chart').data[1].y")
-    assert best_so_far == [min(shown[:k + 1]) for k in range(len(shown))]
+    trial, shown = browser.evaluate("(t => [t.x, t.y])(document.getElementById('history-chart').data[0])")
+    at, best_so_far = browser.evaluate("(t => [t.x, t.y])(document.getElementById('history-chart').data[1])")
+    assert best_so_far == [min(y for x, y in zip(trial, shown) if x <= n) for n in at]
     assert best_so_far[-1] == pytest.approx(best, rel=1e-3)  # the page rounds to 4 significant digits
     assert min(shown) >= 0  # losses as returned, not negated into "accuracies"
+    failed_y = browser.evaluate("document.getElementById('history-chart').data.find(t => t.name === 'failed').y")
+    assert failed_y == [max(shown)]  # at the worst end, not at 0 among the best losses
     assert browser.evaluate(FIRST_COLUMN)[0] == study.best["tid"] + 1  # the table lists the lowest loss first
     assert not browser.errors()
 

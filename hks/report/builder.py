@@ -27,6 +27,7 @@ from hks.report.frame import ACCURACY_METRIC, SCORE, Metric, flatten_point, metr
 from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
 from hks.report.snapshot import Snapshot, as_snapshot
+from hks.space import missing_keys
 from hks.store.urls import is_store_url, mask_url
 
 REPORT_FILE = "report.html"
@@ -72,17 +73,19 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
     best = res.best_result(snapshot.results)
     best = _with_test_record(best, settings) if best else None
     cifar = metric == ACCURACY_METRIC  # else a custom objective's loss: no chance level, curves or CNN to draw
+    ours = best is not None and cifar and not missing_keys(best.get("space") or {})  # a model hks can rebuild
     chance = chance_level(snapshot.dataset) if cifar else None
     sections = []
     if best:
         retrain = retrain_command(settings, source if is_store_url(source) else "")
-        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric, retrain))
+        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric,
+                                      retrain if ours else None))
     if not frame.empty:
         sections += _chart_sections(ok_count, columns, metric)
     failed = frame[frame["status"] == res.STATUS_FAIL] if not frame.empty else frame
     if len(failed):
         sections.append(_failed_section(failed, snapshot.results, Path(settings.results_dir), out))
-    if best and cifar:
+    if ours:
         sections.append(_architecture_section(best, settings, out / PICTURES_FOLDER, outcome))
     data = {"meta": {**pl.snapshot_meta(snapshot), "refresh_s": refresh_seconds, "chance": chance,
                      "experiment": snapshot.experiment, "dataset": snapshot.dataset, "metric": metric.label,
@@ -223,11 +226,13 @@ def _live_panel(snapshot: Snapshot, refresh_seconds: float) -> str:
 
 
 def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
-                  results: Sequence[dict[str, Any]], metric: Metric, retrain: str) -> Section:
+                  results: Sequence[dict[str, Any]], metric: Metric, retrain: str | None) -> Section:
+    """``retrain``: the command that retrains it (None: hks cannot rebuild its model, say your own builder's)."""
     rows = _test_rows(best.get("test")) + [
         (metric.label, metric.of(best["loss"])), ("validation coarse accuracy", best.get("coarse_best_accuracy")),
         ("validation images", best.get("val_images")),
-        ("epochs run (best epoch)", f"{best.get('epochs_run')} ({best.get('best_epoch')})"),
+        ("epochs run (best epoch)", f"{best['epochs_run']} ({best.get('best_epoch')})" if best.get("epochs_run")
+         else None),
         ("parameters", best.get("params")), ("training seconds", best.get("train_seconds")),
         ("dataset", best.get("dataset")), ("seed", best.get("seed"))]
     rows = [(name, value) for name, value in rows if value is not None]
@@ -235,7 +240,7 @@ def _best_section(best: dict[str, Any], chance: float | None, dataset: str,
     precision = precision_note(best, results)
     if precision:
         paragraphs.append(precision)
-    if not best.get("test") and metric == ACCURACY_METRIC:
+    if not best.get("test") and retrain:
         paragraphs.append(f"Its test accuracy is not measured yet: {retrain} retrains it on "
                           "train + validation and evaluates it once on the test set.")
     space = Table(("hyperparameter", "value"), sorted(flatten_point(best.get("space") or {}).items()))
@@ -289,7 +294,8 @@ def _chart_sections(ok_count: int, columns: list[str], metric: Metric) -> list[S
     sections = [
         Section("history", "Optimisation history", charts=_chart(
             "history", f"Each trial's {_best_word(metric)} {metric.label} (dots, coloured by it), the best so far "
-            "(line), pruned trials (orange triangles, at the best they reached) and failed ones (grey crosses, at 0). "
+            "(line), pruned trials (orange triangles, at the best they reached) and failed ones (grey crosses, at "
+            f"{'0' if metric.higher_better else 'the worst loss'}). "
             "Hover a point for its trial, click it to open the trial below; drag to zoom, double-click to reset.")),
         Section("trials", "All trials", charts=(
             '<div class="controls"><input id="trial-filter" type="search" placeholder="filter: text in any cell" '
@@ -341,7 +347,8 @@ def _failed_section(failed: pd.DataFrame, results: Sequence[dict[str, Any]], res
         link = pl.json_link(result, results_dir, out)
         settings = "; ".join(f"{k}={format_value(v)}" for k, v in sorted(flatten_point(result.get("space") or {})
                                                                             .items()))
-        rows.append([trial_number(r["tid"]), r["error_type"], r["error"], settings, r["train_seconds"],
+        seconds = r["train_seconds"] if pd.notna(r["train_seconds"]) else ""  # a custom objective may not say
+        rows.append([trial_number(r["tid"]), r["error_type"], r["error"], settings, seconds,
                      Link(link, Path(link).name) if link else "not in the results folder"])
     more = (f" The first {MAX_FAILED_ROWS} are listed; pick the status 'fail' in the trials table for all of them."
             if len(failed) > MAX_FAILED_ROWS else "")

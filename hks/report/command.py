@@ -9,7 +9,8 @@ from pathlib import Path
 from hks import config
 from hks.errors import ConfigError
 from hks.report.builder import DEFAULT_REFRESH_SECONDS, write_report
-from hks.report.sources import default_source, load_snapshot
+from hks.report.sources import default_source, load_snapshot, search_settings
+from hks.store.urls import is_store_url
 
 SHARED_SETTINGS = ("results_dir", "trials_file", "experiment_name", "plots", "dataset", "seed", "max_evals")
 
@@ -38,6 +39,8 @@ def report_command(args: argparse.Namespace) -> int:
     watching = args.watch is not None
     if args.source and Path(args.source).is_dir():  # a results folder: its JSON files are linked, its page goes there
         settings = settings.replace(results_dir=args.source)
+    elif args.source and not config.given(args, "results_dir"):  # the search's own folder, not ./results
+        settings = settings.replace(results_dir=searched_results_dir(args.source, settings))
     budget = settings.max_evals if config.given(args, "max_evals") else None  # for a folder, which records none
     said = False
     try:
@@ -56,6 +59,16 @@ def report_command(args: argparse.Namespace) -> int:
             time.sleep(args.watch)
     except KeyboardInterrupt:  # pages are replaced atomically: the last one written stays whole
         return 0
+
+
+def searched_results_dir(source: str, settings: config.Settings) -> str:
+    """The results folder the search behind ``source`` wrote to (relative to its ``results.pkl``'s folder
+    when it is there, as the search ran beside it), else ``--results-dir``."""
+    saved = search_settings(source, settings).get("results_dir")
+    if not saved:
+        return settings.results_dir
+    beside = Path(source).parent / saved
+    return str(beside) if not is_store_url(source) and not Path(saved).is_absolute() and beside.is_dir() else saved
 
 
 def _write_once(source: str, settings: config.Settings, out: str | None, watching: bool,

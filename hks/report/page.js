@@ -124,7 +124,9 @@
   function historyChart() {
     var num = function (idx) { return idx.map(function (i) { return T.n[i]; }); };
     var text = function (idx) { return idx.map(hover); };
-    var bestX = [], bestY = [], best = null;
+    var bestX = [], bestY = [], best = null, worst = null;
+    OK.forEach(function (i) { if (worst === null || better(worst, T.acc[i])) worst = T.acc[i]; });
+    var failedAt = HIGHER || worst === null ? 0 : worst;  // failed trials sit at the worst end, never among the best
     for (var i = 0; i < N; i++) {
       if (T.acc[i] !== null && (best === null || better(T.acc[i], best))) best = T.acc[i];
       if (best !== null) { bestX.push(T.n[i]); bestY.push(best); }
@@ -138,7 +140,7 @@
       y: PRUNED.map(function (i) { return T.reached[i]; }), text: text(PRUNED), hoverinfo: 'text',
       customdata: num(PRUNED), marker: {symbol: 'triangle-down', color: '#e67e00', size: 9}});
     if (FAILED.length) traces.push({type: SCATTER, mode: 'markers', name: 'failed', x: num(FAILED),
-      y: FAILED.map(function () { return 0; }), text: text(FAILED), hoverinfo: 'text', customdata: num(FAILED),
+      y: FAILED.map(function () { return failedAt; }), text: text(FAILED), hoverinfo: 'text', customdata: num(FAILED),
       marker: {symbol: 'x', color: '#888', size: 8}});
     if (M.chance && N) traces.push({type: 'scatter', mode: 'lines', name: 'chance level', hoverinfo: 'skip',
       x: [T.n[0], T.n[N - 1]], y: [M.chance, M.chance], line: {dash: 'dot', color: '#999', width: 1}});
