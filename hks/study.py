@@ -106,7 +106,8 @@ class Study:
         self.url = store_url(settings)
         if self.url and objective is not None and not _importable(settings.objective):
             raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
-                              "define it at the top level of a module and pass objective='module:function'")
+                              "define it at the top level of a module and pass objective='module:function', or "
+                              "store the trials in a file (storage='results.pkl') to run them in this process")
         if settings.algo == "gp" and settings.base_lr and is_auto(settings.base_lr):
             raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
         # a master started beside its database (docker-compose) waits for it, as workers do

@@ -163,3 +163,14 @@ def test_a_master_started_before_its_database_waits_for_it_then_registers_the_se
     out = capsys.readouterr().out
     assert "the job store is unreachable while connecting to" in out and "retrying for up to 60s" in out
     assert "the job store is back after" in out
+
+
+def test_a_master_without_local_workers_says_how_to_start_them_without_the_password():
+    from types import SimpleNamespace
+
+    from hks.runners.master import workers_wanted_line
+
+    line = workers_wanted_line(SimpleNamespace(url="postgresql://hks:s3cret@db:5432/hks", exp_key="exp one"))
+    assert "python -m hks worker --store postgresql://hks@db:5432/hks --experiment-name 'exp one'" in line
+    assert "s3cret" not in line and "HKS_STORE_PASSWORD" in line and "--workers N" in line
+    assert "HKS_STORE_PASSWORD" not in workers_wanted_line(SimpleNamespace(url="sqlite:///r.db", exp_key="e"))

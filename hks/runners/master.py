@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import socket
 import time
 from contextlib import nullcontext
@@ -136,4 +137,18 @@ class Master:
 
 def run_master(study: Search) -> None:
     count = worker_count(study.settings)
+    if count == 0:
+        print(workers_wanted_line(study), flush=True)
     Master(study, LocalWorkers(study.settings, study.url, count) if count > 0 else None).run()
+
+
+def workers_wanted_line(study: Search) -> str:
+    """What a master without local workers waits for, and how to start them (the password left out)."""
+    from hks.store import split_credentials
+
+    url, credentials = split_credentials(study.url)
+    command = ["python", "-m", "hks", "worker", "--store", url, "--experiment-name", study.exp_key]
+    password = " with the password in HKS_STORE_PASSWORD (or HKS_STORE_PASSWORD_FILE)" if credentials.get(
+        "HKS_STORE_PASSWORD") else ""
+    return (f"no local workers (--workers 0): trials run on workers started on any machine that reaches the store, "
+            f"e.g. {shlex.join(command)}{password}; or pass --workers N to start N here")
