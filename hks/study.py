@@ -108,6 +108,8 @@ class Study:
             raise ConfigError(f"workers import the objective by name, and {settings.objective!r} cannot be imported: "
                               "define it at the top level of a module and pass objective='module:function', or "
                               "store the trials in a file (storage='results.pkl') to run them in this process")
+        if self.url and space is not None:
+            _check_space_name(settings, self.space)
         if settings.algo == "gp" and settings.base_lr and is_auto(settings.base_lr):
             raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
         # a master started beside its database (docker-compose) waits for it, as workers do
@@ -350,6 +352,22 @@ class Study:
         self.close()
 
 
+def _check_space_name(settings: Settings, space: Any) -> None:
+    """Workers build the space from its module's name: refuse a space object that name does not give."""
+    from hks.errors import SpaceError
+    from hks.space import fingerprint
+
+    try:
+        named = fingerprint(load_space(settings.space, settings.dataset))
+    except SpaceError:
+        named = None
+    if named != fingerprint(space):
+        raise ConfigError(f"workers build the search space from its module's name, and {settings.space!r} holds "
+                          "another space than the one given: put it in a module as SPACE and name that module "
+                          "(space='module', or hks.optimize(objective, 'module', ...)), or store the trials in a "
+                          "file (storage='results.pkl') to run them in this process")
+
+
 def _importable(name: str) -> bool:
     module, _, function = name.partition(":")
     return module != "__main__" and "<locals>" not in function
@@ -427,7 +445,8 @@ def optimize(objective: Objective | str, space: Any, *, max_evals: int, storage:
     """Search ``space`` for the point that minimises ``objective``; returns the (closed) study.
 
     ``objective`` is a function of a point returning a loss (or a result dict), or its
-    ``"module:function"`` name, which workers import (``workers=2``: local worker processes).
+    ``"module:function"`` name, which workers import (``workers=2``: local worker processes);
+    ``space`` a hyperopt space, or the name of a module holding it as ``SPACE`` (workers import that too).
     ``storage`` is a ``results.pkl`` path, ``":memory:"`` or a store URL. Other keywords are :class:`Settings`
     fields (``algo``, ``seed``, ``results_dir``, ``workers``, ``prune``...).
     """
@@ -440,6 +459,9 @@ def optimize(objective: Objective | str, space: Any, *, max_evals: int, storage:
     if isinstance(objective, str):
         base = base.replace(objective=objective)
         objective = None
+    if isinstance(space, str):  # a module holding SPACE, by name: what workers import
+        base = base.replace(space=space)
+        space = None
     with Study(base, space=space, objective=objective) as study:
         study.optimize()
     return study

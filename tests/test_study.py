@@ -501,3 +501,17 @@ def test_atpe_models_past_its_start_up_trials(tmp_path):
     with st.Study(settings, space=QUICK, objective=square) as study:
         results = study.optimize()  # hyperopt's ATPE reads each trial's timestamps once it models
     assert [r["status"] for r in results] == ["ok"] * 6
+
+
+def test_a_space_given_as_an_object_to_a_store_search_is_refused_unless_its_module_name_gives_it(tmp_path):
+    from objectives_for_tests import SPACE
+
+    import hks
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    with pytest.raises(ConfigError, match="workers build the search space from its module's name, and 'hks.space' "
+                                          "holds another space"):
+        hks.optimize("tests.objectives_for_tests:quadratic", SPACE, max_evals=2, storage=store, workers=1)
+    study = hks.optimize("tests.objectives_for_tests:quadratic", "tests.objectives_for_tests", max_evals=2,
+                         storage=str(tmp_path / "r.pkl"), results_dir=str(tmp_path / "r"))  # a space by name
+    assert study.settings.space == "tests.objectives_for_tests" and len(study.results) == 2
