@@ -71,8 +71,10 @@ def register_settings(subparsers) -> None:
 
 def settings_command(args: argparse.Namespace) -> int:
     if args.resolved:
+        from hks.store.urls import mask_url
+
         for name, value in config.resolve({}).to_dict().items():
-            print(f"{name} = {value!r}")
+            print(f"{name} = {mask_url(value) if name == 'store' else value!r}")  # a URL's password: never shown
     else:
         print(config.markdown_table())
     return 0

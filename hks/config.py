@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,13 +283,22 @@ def _validate(settings: Settings, named: Callable[[str], str] = flag_name) -> No
     """Refuse impossible values in one line; ``named(field)``: where the value came from (its flag, or the
     environment variable that set it), so that the line names what to fix."""
     for name, low in (("max_evals", 0), ("epochs", 1), ("dataset_size", 0), ("checkpoint_every", 0), ("threads", 0),
-                      ("prune_min_epochs", 1), ("prune_reduction_factor", 2), ("prune_brackets", 0)):
+                      ("patience", 0), ("prune_min_epochs", 1), ("prune_reduction_factor", 2), ("prune_brackets", 0),
+                      ("mongo_db_port", 1)):
         if getattr(settings, name) < low:
             meaning = _ZERO_MEANS.get(name, "")
             raise ConfigError(f"{named(name)} must be >= {low}{meaning}, got {getattr(settings, name)}")
+    for name in ("lease_seconds", "store_patience", "idle_timeout", "trial_time_limit"):
+        if not math.isfinite(getattr(settings, name)):
+            raise ConfigError(f"{named(name)} must be a number of seconds, got {getattr(settings, name)}")
+    if settings.mongo_db_port > 65535:
+        raise ConfigError(f"{named('mongo_db_port')} must be a port number up to 65535, got {settings.mongo_db_port}")
+    if not re.fullmatch(r"(-1|\d+(,\d+)*)?", settings.gpu.replace(" ", "")):
+        raise ConfigError(f"{named('gpu')} must be a GPU id such as 0, ids such as 0,1, or -1 for the CPU; "
+                          f"got {settings.gpu!r}")
     if not 0.0 < settings.val_fraction < 1.0:
         raise ConfigError(f"{named('val_fraction')} must be between 0 and 1, got {settings.val_fraction}")
-    _validate_base_lr(settings.base_lr)
+    _validate_base_lr(settings.base_lr, named("base_lr"))
     _validate_pruning(settings)
 
 
@@ -308,7 +319,7 @@ def is_auto(base_lr: str) -> bool:
     return base_lr.strip().lower() == "auto"
 
 
-def _validate_base_lr(text: str) -> None:
+def _validate_base_lr(text: str, name: str = "--base-lr") -> None:
     """--base-lr is 'auto' or a positive number (hks.autolr)."""
     if is_auto(text):
         return
@@ -317,4 +328,4 @@ def _validate_base_lr(text: str) -> None:
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise ConfigError(f"--base-lr={text!r} must be a positive number such as 0.001, or 'auto' to calibrate it")
+        raise ConfigError(f"{name}={text!r} must be a positive number such as 0.001, or 'auto' to calibrate it")

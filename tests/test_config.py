@@ -40,6 +40,12 @@ def test_cli_flag_beats_environment():
     ([], {"HKS_MAX_EVALS": "-3"}, "HKS_MAX_EVALS must be >= 0, got -3"),  # names what set it: the variable
     (["--max-evals", "-3"], {"HKS_MAX_EVALS": "5"}, "--max-evals must be >= 0, got -3"),
     (["--threads", "-1"], {}, "--threads must be >= 0 (0: TensorFlow decides), got -1"),
+    (["--patience", "-3"], {}, "--patience must be >= 0, got -3"),
+    (["--lease-seconds", "nan"], {}, "--lease-seconds must be a number of seconds, got nan"),
+    (["--gpu", "abc"], {}, "--gpu must be a GPU id such as 0"),
+    ([], {"MONGO_DB_PORT": "-5"}, "MONGO_DB_PORT must be >= 1, got -5"),
+    (["--mongo-db-port", "70000"], {}, "--mongo-db-port must be a port number up to 65535"),
+    ([], {"HKS_BASE_LR": "-1"}, "HKS_BASE_LR='-1' must be a positive number"),
 ])
 def test_bad_values_give_one_clear_line(argv, env, fragment):
     with pytest.raises(ConfigError) as err:
@@ -50,3 +56,13 @@ def test_bad_values_give_one_clear_line(argv, env, fragment):
 def test_settings_round_trip_through_dict_ignores_unknown_keys():
     settings = config.Settings(epochs=4, dataset="cifar10")
     assert config.Settings.from_dict({**settings.to_dict(), "from_a_newer_version": 1}) == settings
+
+
+def test_settings_resolved_shows_the_values_in_force_but_never_a_store_password(monkeypatch, capsys):
+    from hks.cli import main
+
+    monkeypatch.setenv("HKS_STORE", "mongodb://u:topsecret@h/x")
+    monkeypatch.setenv("HKS_MAX_EVALS", "7")
+    assert main(["settings", "--resolved"]) == 0
+    out = capsys.readouterr().out
+    assert "store = 'mongodb://u:***@h/x'" in out and "topsecret" not in out and "max_evals = 7" in out
