@@ -54,6 +54,18 @@ def worker_command(settings: Settings, url: str, threads: int, gpu: str | None =
     return command
 
 
+def worker_env(credentials: dict[str, str]) -> dict[str, str]:
+    """A local worker's environment: this process's, with its import path first, so that the workers run
+    the very hks, objective and space this master imported (a checkout's script run from elsewhere
+    would otherwise give them an installed hks, or none of the script folder's modules)."""
+    path = [entry for entry in sys.path if entry and os.path.isdir(entry)]
+    inherited = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HKS_WORKERS": "0", PARENT_PID_ENV: str(os.getpid()),
+           "PYTHONPATH": os.pathsep.join(path + ([inherited] if inherited else [])), **credentials}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
 class LocalWorkers:
     """A context manager: the workers run while the master's ``fmin`` does, and stop with it."""
 
@@ -76,9 +88,7 @@ class LocalWorkers:
             return
         self.log_dir.mkdir(parents=True, exist_ok=True)
         url, credentials = split_credentials(self.url)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "HKS_WORKERS": "0", PARENT_PID_ENV: str(os.getpid()),
-               **credentials}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env = worker_env(credentials)
         gpus = worker_gpus(self.settings, self.count)
         if self.settings.workers == "auto":
             print("--workers auto: " + (f"one worker per GPU ({', '.join(gpus)})" if gpus[0] != "-1" else

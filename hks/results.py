@@ -124,9 +124,14 @@ def succeeded(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def best_result(results: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The successful result with the lowest ``loss`` (highest validation fine accuracy)."""
+    """The successful result with the lowest ``loss`` (highest validation fine accuracy); of equal ones,
+    the earliest trial, whichever order the results come in (finishing order, a folder's file names)."""
     ok = succeeded(results)
-    return min(ok, key=lambda r: r["loss"]) if ok else None
+    return min(ok, key=lambda r: (r["loss"], _tid_order(r.get("tid")))) if ok else None
+
+
+def _tid_order(tid: Any) -> float:
+    return float(tid) if _finite(tid) else math.inf
 
 
 def _finite(value: Any) -> bool:

@@ -357,3 +357,17 @@ def test_a_store_outage_is_retried_then_reported_in_one_line(monkeypatch, capsys
     with pytest.raises(StoreError, match="refused inserting trials: IntegrityError.*not a connection problem"):
         retrying(duplicate, "inserting trials")  # a constraint violated is not an outage: one try, one line
     assert len(calls) == 1
+
+
+def test_local_workers_import_what_their_master_imported(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    import hks
+    from hks.local_workers import worker_env
+
+    monkeypatch.syspath_prepend(str(tmp_path))  # say, the folder of the user's script and objective module
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = worker_env({"HKS_STORE_PASSWORD": "pw"})
+    path = env["PYTHONPATH"].split(os.pathsep)
+    assert path[0] == str(tmp_path) and str(Path(hks.__file__).resolve().parents[1]) in path
+    assert path[-1] == "/elsewhere" and env["HKS_STORE_PASSWORD"] == "pw" and env["HKS_WORKERS"] == "0"

@@ -217,3 +217,12 @@ def test_a_modern_space_point_is_described_by_what_matters_whatever_its_key_orde
     point = dict(sorted(modern_point().items()))  # as hyperopt's space_eval gives it: alphabetical
     assert progress.describe_point(point) == "resnet width 32, depth 2, SGD lr 0.1 wd 0.0005, one_cycle, batch 128, " \
                                              "cutout 8"
+
+
+def test_of_equally_good_trials_the_best_is_the_earliest_whatever_the_order_they_come_in():
+    from hks.results import best_result
+
+    results = [{"status": "ok", "loss": -0.5, "tid": 3, "model_name": "b"},
+               {"status": "ok", "loss": -0.5, "tid": 1, "model_name": "a"},
+               {"status": "ok", "loss": -0.4, "tid": 0, "model_name": "c"}]
+    assert best_result(results)["model_name"] == "a" and best_result(results[::-1])["model_name"] == "a"
