@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Delete the search's results: JSON results, saved models, plots, reports and results.pkl.
-# Asks first; -y skips the question. Honours HKS_RESULTS_DIR and HKS_TRIALS_FILE.
+# Delete the search's results: JSON results, saved models, plots, reports and results.pkl (and its lock).
+# Asks first; -y skips the question. Honours HKS_RESULTS_DIR and HKS_TRIALS_FILE, relative to the
+# current folder, as a search run from here writes them.
 set -euo pipefail
-cd "$(dirname "$0")"
 
 results_dir="${HKS_RESULTS_DIR:-results}"
 trials_file="${HKS_TRIALS_FILE:-results.pkl}"
@@ -15,6 +15,7 @@ esac
 
 targets=()
 [ -e "$trials_file" ] && targets+=("$trials_file")
+[ -e "$trials_file.lock" ] && targets+=("$trials_file.lock")
 if [ -d "$results_dir" ]; then
   while IFS= read -r -d '' path; do targets+=("$path"); done \
     < <(find "$results_dir" -mindepth 1 -maxdepth 1 ! -name README.md ! -name .gitkeep -print0)

@@ -85,9 +85,15 @@ def test_delete_results_script_asks_then_deletes(tmp_path):
     (tmp_path / "results" / "model_0.1_x.txt.json").write_text("{}")
     (tmp_path / "results" / "README.md").write_text("kept")
     (tmp_path / "results.pkl").write_bytes(b"x")
+    (tmp_path / "results.pkl.lock").write_text("")
     declined = subprocess.run(["./delete_results.sh"], cwd=tmp_path, input="n\n", capture_output=True, text=True)
     assert declined.returncode == 1 and (tmp_path / "results.pkl").exists()
+    elsewhere = tmp_path / "elsewhere"  # run from another folder: that folder's results, as a search there writes
+    elsewhere.mkdir()
+    (elsewhere / "results.pkl").write_bytes(b"y")
+    done = subprocess.run(["../delete_results.sh", "-y"], cwd=elsewhere, capture_output=True, text=True)
+    assert done.returncode == 0 and not (elsewhere / "results.pkl").exists() and (tmp_path / "results.pkl").exists()
     done = subprocess.run(["./delete_results.sh", "-y"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert not (tmp_path / "results.pkl").exists()
+    assert not (tmp_path / "results.pkl").exists() and not (tmp_path / "results.pkl.lock").exists()
     assert [p.name for p in (tmp_path / "results").iterdir()] == ["README.md"]
