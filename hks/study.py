@@ -143,7 +143,13 @@ class Study:
     def _adopt_experiment(self, settings: Settings) -> Settings:
         """A ``results.pkl`` holds one search: resume it whatever ``EXPERIMENT_NAME`` says now."""
         keys = [] if self.url else self.store.experiment_keys()
-        return settings.replace(experiment_name=keys[0]) if keys else settings
+        if not keys:
+            return settings
+        if keys[0] != settings.experiment_name:
+            print(f"note: {settings.trials_file} holds experiment {keys[0]!r} and goes on with it (a trials file holds "
+                  f"one search); for a new search named {settings.experiment_name!r}, pass another --trials-file "
+                  "and --results-dir", flush=True)
+        return settings.replace(experiment_name=keys[0])
 
     # --- reading the storage ---------------------------------------------------------------
     def _result(self, job: p.Job) -> dict[str, Any]:

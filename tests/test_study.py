@@ -515,3 +515,13 @@ def test_a_space_given_as_an_object_to_a_store_search_is_refused_unless_its_modu
     study = hks.optimize("tests.objectives_for_tests:quadratic", "tests.objectives_for_tests", max_evals=2,
                          storage=str(tmp_path / "r.pkl"), results_dir=str(tmp_path / "r"))  # a space by name
     assert study.settings.space == "tests.objectives_for_tests" and len(study.results) == 2
+
+
+def test_a_trials_file_goes_on_with_its_own_experiment_and_says_so_when_another_name_is_given(tmp_path, capsys):
+    settings = _quick_settings(tmp_path, max_evals=1, experiment_name="classic")
+    with st.Study(settings, space=QUICK, objective=square) as study:
+        study.optimize()
+    capsys.readouterr()
+    with st.Study(settings.replace(experiment_name="other", max_evals=2), space=QUICK, objective=square) as study:
+        assert study.exp_key == "classic"
+    assert f"note: {settings.trials_file} holds experiment 'classic' and goes on with it" in capsys.readouterr().out
