@@ -87,10 +87,16 @@ def test_every_variable_the_compose_files_use_is_documented_in_env_example():
     assert "MONGO_PASSWORD" in used and "POSTGRES_PASSWORD" in used
 
 
-def test_gpu_override_reserves_one_gpu_per_worker():
-    worker = _compose("docker-compose.gpu.yml")["services"]["hks_hyperopt_worker"]
-    device = worker["deploy"]["resources"]["reservations"]["devices"][0]
-    assert device["count"] == 1 and device["capabilities"] == ["gpu"]
+def test_gpu_override_gives_the_master_every_gpu_and_one_pinned_local_worker_per_gpu():
+    # Compose reserves the same GPU for every replica of a scaled service, so the override does not scale workers
+    services = _compose("docker-compose.gpu.yml")["services"]
+    device = services["hks_hyperopt"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["count"] == "all" and device["capabilities"] == ["gpu"]
+    assert services["hks_hyperopt"]["environment"]["HKS_WORKERS"] == "auto"
+    assert services["hks_hyperopt_worker"]["scale"] == 0
+    from hks.config import resolve
+
+    assert resolve({}, environ={"HKS_WORKERS": "auto"}).workers == "auto"  # what the master reads
 
 
 def test_the_image_is_tensorflow_with_graphviz_and_the_package():
@@ -98,3 +104,10 @@ def test_the_image_is_tensorflow_with_graphviz_and_the_package():
     assert re.search(r"^ARG TF_IMAGE=tensorflow/tensorflow:[\d.]+", dockerfile, re.M)
     assert "graphviz" in dockerfile and "pip install --no-cache-dir ." in dockerfile
     assert re.search(r"^USER hks$", dockerfile, re.M)
+
+
+def test_the_app_containers_are_restarted_a_few_times_not_forever():
+    # a refused setting exits 2 at once: an endless restart loop would keep the workers waiting for ever
+    for name in COMPOSE_FILES:
+        for service in ("hks_hyperopt", "hks_hyperopt_worker"):
+            assert re.fullmatch(r"on-failure:\d+", _compose(name)["services"][service]["restart"]), (name, service)
