@@ -3,19 +3,25 @@ PYTHON_SYSTEM ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WITH_BO ?= 1
+TORCH_INDEX ?=  # e.g. https://download.pytorch.org/whl/cpu where plain pip would pull torch's CUDA build
 
-.PHONY: install run_hyperopt run_hyperopt_worker demo report test bench bench-long lint clean
+.DEFAULT_GOAL := help
+.PHONY: help install run_hyperopt run_hyperopt_worker demo report test bench bench-long lint clean
 
 $(PY):
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+## help: list the targets
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 ## install: .venv with the pinned requirements, hks itself, and (WITH_BO=1) torch CPU + Ax for --algo gp
 install: $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 ifeq ($(WITH_BO),1)
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet torch==2.13.0 $(if $(strip $(TORCH_INDEX)),--index-url $(strip $(TORCH_INDEX)))
 	$(PY) -m pip install --quiet -r requirements-bo.txt
 endif
 
