@@ -36,6 +36,11 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def trials(count: int) -> str:
+    """``1 trial``, ``2 trials``."""
+    return f"{count} trial{'' if count == 1 else 's'}"
+
+
 def trial_number(tid: int | None) -> str:
     return "?" if tid is None else str(int(tid) + 1)
 
@@ -145,7 +150,7 @@ class SearchProgress:
         if self.spent:
             return budget_spent_line(done, self.budget)
         if not done:
-            return f"starting search: {self.budget} trials"
+            return f"starting search: {trials(self.budget)}"
         return f"resuming search: {done}/{self.budget} trials done{best_text}"
 
     def announce_start(self, tid: int, point: Mapping[str, Any] | Callable[[], Mapping[str, Any]],

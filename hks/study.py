@@ -28,7 +28,7 @@ from hks.errors import ConfigError
 from hks.evaluation import Objective, as_result
 from hks.objective import check_setup
 from hks.oracle import Oracle
-from hks.progress import SearchProgress, next_step_line, trial_number
+from hks.progress import SearchProgress, next_step_line, trial_number, trials
 from hks.samplers import make_sampler, startup_trials
 from hks.space import load_space
 from hks.store import check_settings, is_store_url, open_store, store_url
@@ -297,7 +297,7 @@ class Study:
         summary = f"best loss {best['loss']:.4f} ({best['model_name']})" if best else "no successful trial"
         if best and best.get("fine_best_accuracy") is not None:
             summary = f"best {best['fine_best_accuracy']:.4f} ({best['model_name']})"
-        print(f"search done: {len(self.results)} trials, {summary}", flush=True)
+        print(f"search done: {trials(len(self.results))}, {summary}", flush=True)
         _note(kept_note(self.settings, self.exp_key))
         if self.results and self._reports():
             print(self._write_report(final=True), flush=True)

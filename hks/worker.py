@@ -260,7 +260,7 @@ class Worker:
                     continue
                 idle = time.monotonic() - idle_since
                 if self.settings.idle_timeout and idle >= self.settings.idle_timeout:
-                    print(f"worker {self.worker_id}: idle for {idle:.0f}s, exiting after {self.trials_run} trials",
+                    print(f"worker {self.worker_id}: idle for {idle:.0f}s, exiting after {progress.trials(self.trials_run)}",
                           flush=True)
                     break
                 if time.monotonic() - last_touch > PRESENCE_SECONDS:
@@ -280,7 +280,7 @@ class Worker:
         experiment = self._retrying(lambda: self.store.get_experiment(self.exp_key), "reading the experiment")
         if experiment is None or experiment.finished_at is not None:
             print(f"worker {self.worker_id}: experiment {self.exp_key!r} is "
-                  f"{'finished' if experiment else 'gone'}; exiting after {self.trials_run} trials", flush=True)
+                  f"{'finished' if experiment else 'gone'}; exiting after {progress.trials(self.trials_run)}", flush=True)
             return True
         return False
 
