@@ -260,8 +260,8 @@ class Worker:
                     continue
                 idle = time.monotonic() - idle_since
                 if self.settings.idle_timeout and idle >= self.settings.idle_timeout:
-                    print(f"worker {self.worker_id}: idle for {idle:.0f}s, exiting after {progress.trials(self.trials_run)}",
-                          flush=True)
+                    done = progress.trials(self.trials_run)
+                    print(f"worker {self.worker_id}: idle for {idle:.0f}s, exiting after {done}", flush=True)
                     break
                 if time.monotonic() - last_touch > PRESENCE_SECONDS:
                     self._retrying(lambda: self.store.touch_worker(self.presence("idle")), "announcing this worker")
@@ -280,7 +280,8 @@ class Worker:
         experiment = self._retrying(lambda: self.store.get_experiment(self.exp_key), "reading the experiment")
         if experiment is None or experiment.finished_at is not None:
             print(f"worker {self.worker_id}: experiment {self.exp_key!r} is "
-                  f"{'finished' if experiment else 'gone'}; exiting after {progress.trials(self.trials_run)}", flush=True)
+                  f"{'finished' if experiment else 'gone'}; exiting after {progress.trials(self.trials_run)}",
+                  flush=True)
             return True
         return False
 
