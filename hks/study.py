@@ -120,7 +120,7 @@ class Study:
             saved = self.store.get_experiment(settings.experiment_name)
             self._last_algo = saved.settings.get("algo") if saved is not None else None
             sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
-            if settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) and (not self.url or settings.workers):
+            if self._trains_cifar(settings) and (not self.url or settings.workers):
                 check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
             res.make_results_dir(self.settings.results_dir)
@@ -135,6 +135,14 @@ class Study:
         self._reported_at = time.monotonic()  # the first live report after LIVE_REPORT_SECONDS of searching
         self.progress = SearchProgress(self.settings.max_evals, [self._result(j) for j in self.oracle.finished()])
         self._write_missing_results()
+
+    def _trains_cifar(self, settings: Settings) -> bool:
+        """Whether trials train on the dataset (hks's models or a ``keras_objective``), whose set-up is checked
+        before anything is written."""
+        from hks.evaluation import keras_objective
+
+        return settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) or isinstance(self.objective,
+                                                                                          keras_objective)
 
     @property
     def exp_key(self) -> str:
@@ -243,11 +251,7 @@ class Study:
         """The console's start line of a trial (hks's own objective prints it in-process, with the model's size)."""
         from hyperopt import space_eval
 
-        from hks.evaluation import keras_objective
-
-        trains_here = self.settings.objective in (BUILTIN_OBJECTIVE, _fixed_objective()) or isinstance(
-            self.objective, keras_objective)  # hks's training prints the start line, with the model's size
-        if self.url or not trains_here:
+        if self.url or not self._trains_cifar(self.settings):  # hks's training prints it, with the model's size
             self.progress.announce_start(job.tid, lambda: space_eval(self.space, job.vals()), job.owner)
 
     # --- running ------------------------------------------------------------------------------

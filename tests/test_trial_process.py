@@ -198,3 +198,17 @@ def test_a_paused_keras_trial_is_resumed_from_its_checkpoint_in_a_fresh_process(
     [result] = [json.loads(path.read_text()) for path in (tmp_path / "results").glob("model_*.json")]
     assert (result["status"], result["resumed_from_epoch"], result["epochs_run"]) == ("ok", 1, 3)
     assert not list((tmp_path / "results").glob("checkpoints/*/*"))  # finished: its checkpoint went
+
+
+def test_a_keras_objective_without_its_dataset_is_refused_before_anything_is_written(tmp_path):
+    from hyperopt import hp
+
+    from hks.config import Settings
+    from hks.errors import HksError
+    from hks.study import Study
+
+    settings = Settings(dataset="cifar10", data_dir=str(tmp_path / "nowhere"), download=False, max_evals=1,
+                        trials_file=str(tmp_path / "r.pkl"), results_dir=str(tmp_path / "r"), plots=False)
+    with pytest.raises(HksError, match="cifar-10-python.tar.gz not found"):
+        Study(settings, space={"u": hp.uniform("u", 0, 1)}, objective=keras_objective(_build))
+    assert not (tmp_path / "r.pkl").exists() and not (tmp_path / "r").exists()
