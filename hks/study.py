@@ -94,6 +94,14 @@ def _search_parts(settings: Settings, space: Any, objective: Objective | None) -
     return settings, space, objective
 
 
+def _flat_parts(space: Any) -> tuple[Any, Any]:
+    """(the hyperopt space, the flat space or None): a flat space (``hks.bayesopt`` Float/Int/Choice) is
+    searched as hyperopt expressions by any sampler, and by ``--algo gp`` as itself."""
+    from hks.bayesopt.flat import is_flat_space, to_hyperopt
+
+    return (to_hyperopt(space), space) if is_flat_space(space) else (space, None)
+
+
 class Study:
     """Open (or resume) a search; :meth:`optimize` runs it, :meth:`ask` / :meth:`tell` let you drive it."""
 
@@ -102,6 +110,7 @@ class Study:
 
         check_settings(settings)
         settings, self.space, self.objective = _search_parts(settings, space, objective)
+        self.space, self.flat_space = _flat_parts(self.space)
         check_trial_process(settings.trial_process, self.objective)
         self.url = store_url(settings)
         if self.url and objective is not None and not _importable(settings.objective):
@@ -119,7 +128,7 @@ class Study:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)
             self._last_algo = saved.settings.get("algo") if saved is not None else None
-            sampler, pruner = make_sampler(settings, self.space), _make_pruner(settings)  # validated before writing
+            sampler, pruner = make_sampler(settings, self.space, self.flat_space), _make_pruner(settings)  # checked
             if self._trains_cifar(settings) and (not self.url or settings.workers):
                 check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})

@@ -231,3 +231,19 @@ def test_real_gp_search_writes_results_and_resumes_exactly(gp_settings, capsys):
     with pytest.raises(ConfigError, match="was made with --space"):
         run_search(gp_settings.replace(gp_space=str(other), max_evals=6))
     assert Path(gp_settings.trials_file).read_bytes() == saved
+
+
+def _flat_loss(point):
+    return (point["x"] - 1) ** 2 + (0.5 if point["kind"] == "b" else 0.0)
+
+
+@pytest.mark.parametrize("algo", ["gp", "tpe"])
+def test_a_flat_space_given_to_the_api_is_searched_as_itself_by_any_sampler(tmp_path, algo):
+    import hks
+
+    space = {"x": Float(-5, 5), "kind": Choice(("a", "b"))}
+    study = hks.optimize(_flat_loss, space, max_evals=4, storage=":memory:", algo=algo, gp_init_trials=2, threads=1,
+                         results_dir=str(tmp_path / "r"))
+    points = [r["space"] for r in study.results]
+    assert [r["status"] for r in study.results] == ["ok"] * 4  # gp used to look for --gp-space's module instead
+    assert all(set(p) == {"x", "kind"} and -5 <= p["x"] <= 5 and p["kind"] in ("a", "b") for p in points)

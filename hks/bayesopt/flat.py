@@ -93,6 +93,12 @@ def _check_range(param: Float | Int, kind: type) -> None:
         raise SpaceError(f"a log-scale {type(param).__name__} needs low > 0, got {param.low!r}")
 
 
+def is_flat_space(space: Any) -> bool:
+    """Whether ``space`` is a flat space (a non-empty dict of :class:`Float`, :class:`Int`, :class:`Choice`)."""
+    return isinstance(space, Mapping) and bool(space) and all(isinstance(p, (Float, Int, Choice))
+                                                               for p in space.values())
+
+
 def check_flat_space(space: Any, origin: str = "the space") -> dict[str, Param]:
     """The space as a plain dict, or a :class:`SpaceError` saying what is not flat in it."""
     if not isinstance(space, Mapping) or not space:

@@ -31,8 +31,9 @@ def startup_trials(settings: Settings) -> int | None:
     return None
 
 
-def make_sampler(settings: Settings, space: Any) -> Sampler:
-    """The sampler of ``--algo`` over ``space`` (a hyperopt space; ``gp`` also needs ``--gp-space``)."""
+def make_sampler(settings: Settings, space: Any, flat: Any = None) -> Sampler:
+    """The sampler of ``--algo`` over ``space`` (a hyperopt space; ``gp`` also needs the flat space itself:
+    ``flat``, else the one ``--gp-space`` names)."""
     if settings.algo == "mtpe":
         from hks.samplers import mtpe
         from hks.samplers.hyperopt_algos import HyperoptSampler
@@ -47,7 +48,7 @@ def make_sampler(settings: Settings, space: Any) -> Sampler:
     if settings.algo == "gp":
         from hks.samplers.ax_gp import AxSampler
 
-        return AxSampler(settings, space)
+        return AxSampler(settings, space, flat=flat)
     raise ConfigError(f"unknown algorithm {settings.algo!r}")
 
 
