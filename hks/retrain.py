@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from hks.objective import (
     splits_for,
     tensorboard_callback,
 )
+from hks.space import missing_keys
 
 RETRAINED_SUFFIX = "_retrained.keras"
 EXPORT_SUFFIX = "_export"
@@ -67,12 +69,17 @@ def retrain_epochs(best: dict[str, Any], epochs: int | None, settings: Settings)
 
 
 def retrain_best(settings: Settings, results: list[dict[str, Any]], *, epochs: int | None = None,
-                 verbose: bool = True) -> dict[str, Any]:
-    """Retrain the best of ``results``, test it, save ``.keras`` + export; returns the ``test`` record."""
+                 verbose: bool = True, build: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """Retrain the best of ``results``, test it, save ``.keras`` + export; returns the ``test`` record.
+    ``build``: the model builder of a ``keras_objective`` search (hks's own builds the others)."""
     best = res.best_result(results)
     if best is None:
         raise NoBestTrialError(f"no successful trial among {len(results)} result(s): nothing to retrain; "
                                "run a search first (python -m hks search) or pass --from with its results")
+    if build is None and missing_keys(best.get("space") or {}):
+        raise HksError(f"{best['model_name']} was trained by a model builder of your own (hks.keras_objective), "
+                       "which retrain-best cannot rebuild: from Python, call hks.retrain.retrain_best(settings, "
+                       "results, build=your_builder)")
     settings = settings.replace(dataset=best.get("dataset") or settings.dataset)
     n_epochs = retrain_epochs(best, epochs, settings)
     configure_tensorflow(settings)
@@ -83,7 +90,7 @@ def retrain_best(settings: Settings, results: list[dict[str, Any]], *, epochs: i
         print(f"retraining {best['model_name']} (validation fine accuracy {-best['loss']:.4f}) on "
               f"{len(train)} train+validation images for {n_epochs} epoch(s)", flush=True)
     started = time.time()
-    model = _fit(best, train, splits, settings, n_epochs, verbose)
+    model = _fit(best, train, splits, settings, n_epochs, verbose, build)
     figures = evaluate_model(_keras_predictor(model), splits.test)
     paths = save_model(model, settings.results_dir, best["model_name"])
     test = {**figures, "epochs": n_epochs, "train_images": len(train), "dataset": settings.dataset,
@@ -94,15 +101,19 @@ def retrain_best(settings: Settings, results: list[dict[str, Any]], *, epochs: i
     return test
 
 
-def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings, epochs: int, verbose: bool):
+def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings, epochs: int, verbose: bool,
+         build: Callable[..., Any] | None = None):
     import keras
 
     point = best["space"]
     keras.utils.set_random_seed(int(best.get("seed") or settings.seed))
     batch_size = int(point.get("batch_size") or 128)
-    # A modern point's learning-rate schedule spans the retraining's steps; its crops and cutout apply too.
-    model = build_model(point, splits.spec.num_fine, splits.spec.num_coarse, base_lr=trial_base_lr(best, settings),
-                        train_steps=epochs * math.ceil(len(train) / batch_size))
+    if build is not None:
+        model = build(point, splits.spec.num_fine, splits.spec.num_coarse)
+    else:  # a modern point's learning-rate schedule spans the retraining's steps; its crops and cutout apply too
+        model = build_model(point, splits.spec.num_fine, splits.spec.num_coarse,
+                            base_lr=trial_base_lr(best, settings),
+                            train_steps=epochs * math.ceil(len(train) / batch_size))
     data = make_dataset(train, batch_size, training=True, seed=settings.seed, threads=settings.threads,
                         **point_augmentation(point, settings.augment_crop))
     callbacks = [epoch_progress_callback(settings.replace(epochs=epochs), None, verbose)]  # stops on a NaN loss

@@ -210,3 +210,29 @@ def test_flags_and_environment_override_the_searchs_data_settings_when_retrainin
     assert (settings.dataset_size, settings.seed, settings.val_fraction) == (0, 3, 0.2)
     assert taken == "--val-fraction 0.2 --augment-crop"
     assert retrain_settings({}, {}, environ={})[1] == ""  # a JSON folder saves no settings
+
+
+def _tiny_build(point, num_fine, num_coarse):
+    import keras
+
+    x = keras.Input((32, 32, 3))
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(x))
+    model = keras.Model(x, {"fine": keras.layers.Dense(num_fine, activation="softmax", name="fine")(h)})
+    model.compile("adam", {"fine": "sparse_categorical_crossentropy"}, metrics={"fine": ["accuracy"]})
+    return model
+
+
+def test_a_keras_objective_winner_is_retrained_with_its_builder_and_the_command_says_how(tmp_path, cifar10_dir,
+                                                                                         capsys):
+    from hks.retrain import retrain_best
+
+    settings = _settings(tmp_path, cifar10_dir)
+    best = {"status": "ok", "loss": -0.2, "fine_best_accuracy": 0.2, "best_epoch": 1, "tid": 0,
+            "model_name": "model_0.2000_mine", "space": {"u": 0.5}, "dataset": "cifar10"}
+    res.write_result(best, settings.results_dir)
+    assert main(["retrain-best", "--from", settings.results_dir, *_cli_settings(settings)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot rebuild: from Python, call hks.retrain.retrain_best(settings, results, build=" in err
+    assert len(err.splitlines()) == 1
+    test = retrain_best(settings, [best], build=_tiny_build, verbose=False)
+    assert test["train_images"] == 600 and 0.0 <= test["fine_accuracy"] <= 1.0 and Path(test["model_file"]).is_file()
