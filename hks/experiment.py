@@ -10,12 +10,10 @@ workers, plots, threads, the algorithm) may change between runs.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from hks.code_identity import code_fingerprint
 from hks.config import IDENTITY_SETTINGS, Settings, flag_name
 from hks.errors import ConfigError
 from hks.space import fingerprint
@@ -23,63 +21,6 @@ from hks.store import is_store_url, mask_url
 from hks.store import protocol as p
 
 IDENTITY_KEY = "identity"
-
-
-def code_fingerprint(function: Callable[..., Any]) -> str:
-    """A hash of the objective's code. hks's own objectives: their module's source. A user's: the
-    function's own source and that of what it uses from its module (functions, classes, plain
-    constants), so that editing the rest of the script (its budget, its prints) does not make it
-    another search; a ``keras_objective`` is its builder's code. Without source: the bytecode."""
-    from hks.evaluation import keras_objective
-
-    if isinstance(function, functools.partial):  # its function, and the arguments bound to it
-        text = f"{code_fingerprint(function.func)}{function.args!r}{sorted(function.keywords.items())!r}"
-        return _digest(text)
-    target = function.build if isinstance(function, keras_objective) else function
-    module = inspect.getmodule(target)
-    try:
-        if module is not None and module.__name__.split(".")[0] == "hks":
-            text = inspect.getsource(module)
-        else:
-            text = "\n".join(_own_code(target, set()))
-    except (OSError, TypeError):
-        code = getattr(target, "__code__", None)
-        text = repr((code.co_code, code.co_consts)) if code is not None else repr(target)
-    return _digest(text)
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-PLAIN = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset)
-
-
-def _own_code(item: Any, seen: set[int]) -> list[str]:
-    """The source of ``item`` and, recursively, of the functions and classes of its module it names,
-    with the values of the plain constants it names."""
-    if id(item) in seen:
-        return []
-    seen.add(id(item))
-    parts = [inspect.getsource(item)]
-    names = _names(item.__code__) if hasattr(item, "__code__") else set()
-    scope = getattr(item, "__globals__", None) or vars(inspect.getmodule(item) or object)
-    for name in sorted(names):
-        value = scope.get(name) if isinstance(scope, dict) else None
-        if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == item.__module__:
-            parts += _own_code(value, seen)
-        elif isinstance(value, PLAIN):
-            parts.append(f"{name} = {value!r}")
-    return parts
-
-
-def _names(code: Any) -> set[str]:
-    """The global names a code object (and the functions and comprehensions inside it) refers to."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if inspect.iscode(const):
-            names |= _names(const)
-    return names
 
 
 def identity(settings: Settings, space: Any, objective: Callable[..., Any]) -> dict[str, Any]:

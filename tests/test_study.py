@@ -226,6 +226,40 @@ def test_the_objectives_identity_is_its_own_code_and_what_it_uses_not_the_rest_o
     assert edited("SCALE = 2", "SCALE = 3") != first  # a constant it uses
 
 
+IDENTITY_PROBE = """
+import functools, os, sys
+sys.path.insert(0, {folder!r})
+import user_kinds as u
+from hks.code_identity import code_fingerprint
+kinds = (u.Obj(), u.uses_constants, u.LAMBDA, functools.partial(u.uses_constants, k=u.Obj()))
+print([code_fingerprint(f) for f in kinds])
+"""
+
+
+def test_an_objectives_identity_is_the_same_in_every_run_of_an_unchanged_script_whatever_its_kind(tmp_path):
+    module = tmp_path / "user_kinds.py"
+    body = ("import os\n"
+            "FROZEN = frozenset({'relu', 'gelu', 'tanh'})\n"
+            "OUT = os.getcwd()\n"
+            "LAYERS = [64, 128]\n"
+            "class Obj:\n    def __call__(self, point):\n        return len(FROZEN) * point['x']\n"
+            "def uses_constants(point, k=None):\n    return sum(LAYERS) + len(OUT) + point['x']\n"
+            "LAMBDA = lambda point: point['x'] ** 2  # noqa\n")
+    module.write_text(body)
+
+    def fingerprints(cwd: Path) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", IDENTITY_PROBE.format(folder=str(tmp_path))], cwd=cwd,
+                              env=child_env(), capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip()
+
+    (tmp_path / "elsewhere").mkdir()
+    first = fingerprints(tmp_path)
+    assert fingerprints(tmp_path / "elsewhere") == first  # another run, hash seed and working folder
+    module.write_text(body.replace("[64, 128]", "[64, 256]"))
+    assert fingerprints(tmp_path) != first  # a list it reads changed
+
+
 def test_resuming_with_other_space_or_objective_code_is_refused_but_budget_and_algo_may_change(tmp_path,
                                                                                             monkeypatch, capsys):
     import importlib
