@@ -279,6 +279,9 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+GPU_IDS = r"(-1|((\d+|GPU-[\w-]+|MIG-[\w/-]+),?)+)?"  # what CUDA_VISIBLE_DEVICES takes (a trailing comma too)
+
+
 def _validate(settings: Settings, named: Callable[[str], str] = flag_name) -> None:
     """Refuse impossible values in one line; ``named(field)``: where the value came from (its flag, or the
     environment variable that set it), so that the line names what to fix."""
@@ -293,9 +296,9 @@ def _validate(settings: Settings, named: Callable[[str], str] = flag_name) -> No
             raise ConfigError(f"{named(name)} must be a number of seconds, got {getattr(settings, name)}")
     if settings.mongo_db_port > 65535:
         raise ConfigError(f"{named('mongo_db_port')} must be a port number up to 65535, got {settings.mongo_db_port}")
-    if not re.fullmatch(r"(-1|\d+(,\d+)*)?", settings.gpu.replace(" ", "")):
-        raise ConfigError(f"{named('gpu')} must be a GPU id such as 0, ids such as 0,1, or -1 for the CPU; "
-                          f"got {settings.gpu!r}")
+    if not re.fullmatch(GPU_IDS, settings.gpu.replace(" ", "")):
+        raise ConfigError(f"{named('gpu')} must be a GPU id such as 0, ids such as 0,1 (CUDA's GPU-/MIG- ids too), "
+                          f"or -1 for the CPU; got {settings.gpu!r}")
     if not 0.0 < settings.val_fraction < 1.0:
         raise ConfigError(f"{named('val_fraction')} must be between 0 and 1, got {settings.val_fraction}")
     _validate_base_lr(settings.base_lr, named("base_lr"))

@@ -80,8 +80,9 @@ def resolve_base_lr(settings: Settings, saved_settings: dict[str, Any]) -> Setti
 
 
 def _search_parts(settings: Settings, space: Any, objective: Objective | None) -> tuple[Settings, Any, Objective]:
-    """The settings, space and objective of a search: ``--algo gp`` searches ``--gp-space`` on its fixed model."""
-    if settings.algo == "gp" and space is None:
+    """The settings, space and objective of a search: ``--algo gp`` searches ``--gp-space`` on its fixed model,
+    unless a space of its own is given (as an object, or by name)."""
+    if settings.algo == "gp" and space is None and settings.space == Settings().space:
         settings = settings.replace(space=settings.gp_space)
         if objective is None and settings.objective == BUILTIN_OBJECTIVE:
             settings = settings.replace(objective=_fixed_objective())

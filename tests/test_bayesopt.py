@@ -247,3 +247,14 @@ def test_a_flat_space_given_to_the_api_is_searched_as_itself_by_any_sampler(tmp_
     points = [r["space"] for r in study.results]
     assert [r["status"] for r in study.results] == ["ok"] * 4  # gp used to look for --gp-space's module instead
     assert all(set(p) == {"x", "kind"} and -5 <= p["x"] <= 5 and p["kind"] in ("a", "b") for p in points)
+
+
+def test_gp_searches_a_flat_space_named_by_its_module_not_gp_space(tmp_path, monkeypatch):
+    import hks
+
+    (tmp_path / "my_flat.py").write_text("from hks.bayesopt import Choice, Float\n"
+                                         "SPACE = {'x': Float(-5, 5), 'kind': Choice(('a', 'b'))}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = hks.optimize(_flat_loss, "my_flat", max_evals=3, storage=":memory:", algo="gp", gp_init_trials=2,
+                         threads=1, results_dir=str(tmp_path / "r"))
+    assert [set(r["space"]) for r in study.results] == [{"x", "kind"}] * 3 and study.settings.space == "my_flat"

@@ -66,3 +66,9 @@ def test_settings_resolved_shows_the_values_in_force_but_never_a_store_password(
     assert main(["settings", "--resolved"]) == 0
     out = capsys.readouterr().out
     assert "store = 'mongodb://u:***@h/x'" in out and "topsecret" not in out and "max_evals = 7" in out
+
+
+@pytest.mark.parametrize("gpu", ["", "0", "0,1", "0, 1", "0,1,", "-1", "GPU-8a3b1c2d-0e1f-4a5b-9c8d-7e6f5a4b3c2d",
+                                 "MIG-GPU-8a3b1c2d-0e1f-4a5b-9c8d-7e6f5a4b3c2d/1/0", "MIG-4f3e2d1c-aaaa-bbbb"])
+def test_every_gpu_id_cuda_takes_is_accepted(gpu):
+    assert config.resolve({"gpu": gpu}, environ={}).gpu == gpu

@@ -577,3 +577,11 @@ def test_many_trials_draw_lower_charts_when_scrolled_to(tmp_path, browser):
     browser.evaluate("document.getElementById('slices-grid').scrollIntoView()")
     browser.wait_for("window.hksReport.drawn.includes('slices-grid')")
     assert browser.errors() == []
+
+
+def test_a_pruned_custom_objective_trial_reaches_its_loss_as_the_page_shows_losses():
+    from hks.report.frame import LOSS_METRIC, REACHED
+
+    frame = results_frame([{"tid": 0, "status": "ok", "loss": 0.5, "space": {"x": 1}},
+                           {"tid": 1, "status": "pruned", "loss": 0.9, "space": {"x": 2}}], LOSS_METRIC)
+    assert list(frame[REACHED]) == [0.5, 0.9]  # not -0.9, which would sort as the best

@@ -73,14 +73,15 @@ def _finite_or_nan(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
-def _reached(result: Mapping[str, Any]) -> float:
-    """A pruned trial's best validation fine accuracy before it was stopped."""
+def _reached(result: Mapping[str, Any], metric: Metric) -> float:
+    """A pruned trial's best validation fine accuracy before it was stopped (else its loss, as the metric
+    shows it)."""
     best = _finite_or_nan(result.get("fine_best_accuracy"))
     if math.isfinite(best):
         return best
     history = [_finite_or_nan(v) for v in (result.get("history") or {}).get("val_fine_accuracy") or []]
     finite = [v for v in history if math.isfinite(v)]
-    return max(finite) if finite else -_finite_or_nan(result.get("loss"))
+    return max(finite) if finite else metric.of(_finite_or_nan(result.get("loss")))
 
 
 def results_frame(results: Iterable[Mapping[str, Any]], metric: Metric = ACCURACY_METRIC) -> pd.DataFrame:
@@ -89,13 +90,14 @@ def results_frame(results: Iterable[Mapping[str, Any]], metric: Metric = ACCURAC
     for index, result in enumerate(results):
         ok = result.get("status") == res.STATUS_OK and math.isfinite(_finite_or_nan(result.get("loss")))
         pruned = result.get("status") == res.STATUS_PRUNED
+        score = metric.of(_finite_or_nan(result.get("loss")))
         row = {
             "index": index,  # where the result is in the list given, whatever the order here
             "number": index + 1,
             "tid": result.get("tid"),
             "status": res.STATUS_OK if ok else res.STATUS_PRUNED if pruned else res.STATUS_FAIL,
-            SCORE: metric.of(_finite_or_nan(result.get("loss"))) if ok else math.nan,
-            REACHED: metric.of(_finite_or_nan(result.get("loss"))) if ok else _reached(result) if pruned else math.nan,
+            SCORE: score if ok else math.nan,
+            REACHED: score if ok else _reached(result, metric) if pruned else math.nan,
             "pruned_at_epoch": result.get("pruned_at_epoch") if pruned else None,
             "coarse_accuracy": _finite_or_nan(result.get("coarse_best_accuracy")) if ok else math.nan,
             "started_at": _finite_or_nan(result.get("started_at")),
