@@ -209,7 +209,7 @@ def _running_store(url: str, search: Settings, budget: int):
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_report_from_a_job_store_url_shows_running_and_queued_trials(search, tmp_path, capsys, kind):
+def test_report_from_a_job_store_url_shows_running_and_queued_trials(search, tmp_path, capsys, kind, monkeypatch):
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}" if kind == "sqlite" else postgres_url()
     search = search.replace(experiment_name=unique_exp_key("report"))
     store, running, results = _running_store(url, search, budget=4)
@@ -235,6 +235,16 @@ def test_report_from_a_job_store_url_shows_running_and_queued_trials(search, tmp
         snapshot = load_snapshot(url, search)
         assert snapshot.finished and not snapshot.pending and len(snapshot.results) == 4
         capsys.readouterr()
+        from hks.store import protocol as p
+
+        monkeypatch.chdir(tmp_path)
+        record = store.get_experiment(search.experiment_name)
+        saved_on_master = {"dataset_size": search.dataset_size, "results_dir": "/data/results"}  # the master's folder
+        store.put_experiment(p.Experiment(search.experiment_name, record.fingerprint, record.space, record.objective,
+                                          {**record.settings, **saved_on_master}, created_at=record.created_at))
+        assert main(["report", "--from", url, "--experiment-name", search.experiment_name]) == 0
+        page = (tmp_path / "results" / "report.html").read_text()  # --results-dir, not the master's own folder
+        assert f"retrain-best --from results --dataset-size {search.dataset_size} retrains it" in page
         assert main(_report_args(search.replace(experiment_name="nope"), url, tmp_path / "out")) == 2
         err = capsys.readouterr().err.strip()
         assert f"has no experiment 'nope' (it holds '{search.experiment_name}'" in err  # the newest first

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from hks import config
+from hks.config import SEARCH_DATA_SETTINGS
 from hks.errors import ConfigError
 from hks.report.builder import DEFAULT_REFRESH_SECONDS, write_report
 from hks.report.sources import default_source, load_snapshot, search_settings
@@ -39,8 +40,13 @@ def report_command(args: argparse.Namespace) -> int:
     watching = args.watch is not None
     if args.source and Path(args.source).is_dir():  # a results folder: its JSON files are linked, its page goes there
         settings = settings.replace(results_dir=args.source)
-    elif args.source and not config.given(args, "results_dir"):  # the search's own folder, not ./results
-        settings = settings.replace(results_dir=searched_results_dir(args.source, settings))
+    elif args.source:  # a trials file or a store: the search's data settings, for the page's retrain hint
+        saved = search_settings(args.source, settings)
+        settings = config.resolve(args, fallback={name: saved.get(name) for name in SEARCH_DATA_SETTINGS})
+        if not is_store_url(args.source):
+            settings = settings.replace(trials_file=args.source)
+            if not config.given(args, "results_dir"):  # the search's own folder, not ./results
+                settings = settings.replace(results_dir=searched_results_dir(args.source, saved, settings))
     budget = settings.max_evals if config.given(args, "max_evals") else None  # for a folder, which records none
     said = False
     try:
@@ -61,14 +67,15 @@ def report_command(args: argparse.Namespace) -> int:
         return 0
 
 
-def searched_results_dir(source: str, settings: config.Settings) -> str:
-    """The results folder the search behind ``source`` wrote to (relative to its ``results.pkl``'s folder
-    when it is there, as the search ran beside it), else ``--results-dir``."""
-    saved = search_settings(source, settings).get("results_dir")
-    if not saved:
+def searched_results_dir(trials_file: str, saved: dict, settings: config.Settings) -> str:
+    """The results folder the search of ``trials_file`` wrote to (relative to that file's folder when it is
+    there, as the search ran beside it), else ``--results-dir``. (A store's master saved its own folder, on
+    its own machine: a report from a store writes to ``--results-dir``.)"""
+    folder = saved.get("results_dir")
+    if not folder:
         return settings.results_dir
-    beside = Path(source).parent / saved
-    return str(beside) if not is_store_url(source) and not Path(saved).is_absolute() and beside.is_dir() else saved
+    beside = Path(trials_file).parent / folder
+    return str(beside) if not Path(folder).is_absolute() and beside.is_dir() else folder
 
 
 def _write_once(source: str, settings: config.Settings, out: str | None, watching: bool,
