@@ -338,21 +338,27 @@ class Study:
                               f"trial so far{f', and {out} asked are not told yet' if out else ''}): tell those, "
                               "raise max_evals to ask for more, or loop over study.remaining")
         job = self.store.reserve(self.exp_key, ASK_TELL_OWNER, self.settings.lease_seconds * 1e6)
-        if job is None:
+        for _ in range(3):  # none queued (or another process took the one just queued): a new suggestion
+            if job is not None:
+                break
             self.oracle.ask(1)
             job = self.store.reserve(self.exp_key, ASK_TELL_OWNER, self.settings.lease_seconds * 1e6)
+        if job is None:
+            raise ConfigError("no trial could be reserved: other processes take every suggestion of this "
+                              "experiment; ask again")
         trial = Trial(job.tid, space_eval(self.space, job.vals()), job, id(self))
         self._asked[job.tid] = trial
         return trial
 
     def tell(self, trial: Trial, value: Any) -> dict[str, Any]:
         """Record a trial's outcome: a loss to minimise, or a result dict (``status``, ``loss``, ...)."""
-        if self._asked.get(trial.tid) is not trial:
+        asked = self._asked.get(trial.tid)
+        if asked is None or trial.asker != id(self):  # a copy of the trial (pickled, say) is told all the same
             mine = trial.asker == id(self)
             raise ConfigError(f"trial {trial.tid} was {'told already' if mine else 'not asked by this study'}: "
                               "tell each trial once, to the study that asked it")
-        result = as_result(value, trial.point, trial.tid)
-        if not self.store.complete(trial.job, res.to_jsonable(result)):
+        result = as_result(value, asked.point, trial.tid)
+        if not self.store.complete(asked.job, res.to_jsonable(result)):
             raise ConfigError(f"trial {trial.tid} is not running any more (told twice?)")
         del self._asked[trial.tid]
         self.sync()

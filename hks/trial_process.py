@@ -51,6 +51,8 @@ def defined_in_script(objective: Objective) -> bool:
     """Whether the objective (or the builder of a :class:`keras_objective`) lives in the script being run
     (``__main__``), which a child process cannot import by name: it can only run in this process."""
     target = objective.build if isinstance(objective, keras_objective) else objective
+    while isinstance(target, functools.partial):
+        target = target.func
     return getattr(target, "__module__", None) == "__main__"
 
 

@@ -29,14 +29,15 @@ class SuggestionError(HksError):
 
 def import_ax():
     """The Ax ``Client`` class, quietened; :class:`AxMissing` with the install line when absent."""
-    logging.disable(logging.INFO)  # Ax logs an INFO line about its SQL storage while it is imported
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.INFO))  # Ax logs an INFO line about its SQL storage while imported
     try:
         from ax import Client
         from ax.utils.common.logger import set_stderr_log_level
     except ImportError as exc:
         raise AxMissing(f"--algo gp needs Ax, which is not installed ({exc.name or exc}): {INSTALL_HINT}") from None
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
     set_stderr_log_level(logging.WARNING)
     return Client
 
