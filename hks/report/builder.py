@@ -27,7 +27,6 @@ from hks.report.frame import ACCURACY_METRIC, SCORE, Metric, flatten_point, metr
 from hks.report.html import Link, Picture, Section, Table, format_value, render_page, table_html
 from hks.report.importance import compute_importance
 from hks.report.snapshot import Snapshot, as_snapshot
-from hks.space import missing_keys
 from hks.store.urls import is_store_url, mask_url
 
 REPORT_FILE = "report.html"
@@ -73,7 +72,7 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
     best = res.best_result(snapshot.results)
     best = _with_test_record(best, settings) if best else None
     cifar = metric == ACCURACY_METRIC  # else a custom objective's loss: no chance level, curves or CNN to draw
-    ours = best is not None and cifar and not missing_keys(best.get("space") or {})  # a model hks can rebuild
+    ours = best is not None and cifar and _rebuildable(best)
     chance = chance_level(snapshot.dataset) if cifar else None
     sections = []
     if best:
@@ -102,6 +101,13 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
                        live=_live_panel(snapshot, refresh_seconds), data_json=pl.page_json(data))
     res.atomic_write_bytes(outcome.page, page.encode("utf-8"))
     return outcome
+
+
+def _rebuildable(best: dict[str, Any]) -> bool:
+    """Whether hks's own builders can rebuild the best model (not a ``keras_objective``'s)."""
+    from hks.space import missing_keys  # imports hyperopt: only when a page has a best trial to draw
+
+    return not missing_keys(best.get("space") or {})
 
 
 def safe_write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Settings, **kwargs: Any) -> str:
