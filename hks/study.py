@@ -122,6 +122,9 @@ class Study:
             _check_space_name(settings, self.space)
         if settings.algo == "gp" and settings.base_lr and is_auto(settings.base_lr):
             raise ConfigError("--base-lr auto does not apply to --algo gp, which searches the learning rate itself")
+        sampler, pruner = make_sampler(settings, self.space, self.flat_space), _make_pruner(settings)  # checked
+        if self._trains_cifar(settings) and (not self.url or settings.workers):
+            check_setup(settings, load=not self.url)  # no dataset: stop before anything is written, a lock included
         # a master started beside its database (docker-compose) waits for it, as workers do
         self.store = open_store(self.url, patience=settings.store_patience) if self.url else \
             _open_trials_file(settings)
@@ -129,9 +132,6 @@ class Study:
             settings = self._adopt_experiment(settings)
             saved = self.store.get_experiment(settings.experiment_name)
             self._last_algo = saved.settings.get("algo") if saved is not None else None
-            sampler, pruner = make_sampler(settings, self.space, self.flat_space), _make_pruner(settings)  # checked
-            if self._trains_cifar(settings) and (not self.url or settings.workers):
-                check_setup(settings, load=not self.url)  # no dataset: stop before anything is written
             self.settings = resolve_base_lr(settings, saved.settings if saved is not None else {})
             res.make_results_dir(self.settings.results_dir)
             self.experiment = exp.register(self.store, self.settings, self.space, self.objective)

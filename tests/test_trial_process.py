@@ -212,3 +212,4 @@ def test_a_keras_objective_without_its_dataset_is_refused_before_anything_is_wri
     with pytest.raises(HksError, match="cifar-10-python.tar.gz not found"):
         Study(settings, space={"u": hp.uniform("u", 0, 1)}, objective=keras_objective(_build))
     assert not (tmp_path / "r.pkl").exists() and not (tmp_path / "r").exists()
+    assert not (tmp_path / "r.pkl.lock").exists()  # not even the trials file's lock
