@@ -35,22 +35,22 @@ def code_fingerprint(function: Callable[..., Any]) -> str:
     if getattr(target, "__name__", "") == "<lambda>":  # its source line holds whatever else is on it
         return _digest(_bytecode(target))
     try:
-        return _digest("\n".join(_own_code(target, module, set())))
+        return _digest("\n".join(_own_code(target, module, _assignments(module), set())))
     except (OSError, TypeError):
         return _digest(_source(module) or _bytecode(target))
 
 
-def _own_code(item: Any, module: ModuleType | None, seen: set[int]) -> list[str]:
-    """The source of ``item``, then of what it uses from its module, recursively."""
+def _own_code(item: Any, module: ModuleType | None, assignments: dict[str, str], seen: set[int]) -> list[str]:
+    """The source of ``item``, then of what it uses from its module (``assignments``: its module-level
+    names' assignments), recursively."""
     if id(item) in seen:
         return []
     seen.add(id(item))
     parts = [inspect.getsource(item)]
-    assignments = _assignments(module)
     for name in sorted(_names_used(item)):
         value = getattr(module, name, None) if module is not None else None
         if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == item.__module__:
-            parts += _own_code(value, module, seen)
+            parts += _own_code(value, module, assignments, seen)
         elif name in assignments:
             parts.append(assignments[name])
     return parts
