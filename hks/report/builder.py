@@ -76,9 +76,8 @@ def write_report(results: Sequence[dict[str, Any]] | Snapshot, settings: Setting
     chance = chance_level(snapshot.dataset) if cifar else None
     sections = []
     if best:
-        retrain = retrain_command(settings, source if is_store_url(source) else "")
-        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric,
-                                      retrain if ours else None))
+        retrain = retrain_command(settings, source if is_store_url(source) else "") if ours else None
+        sections.append(_best_section(best, chance, snapshot.dataset, snapshot.results, metric, retrain))
     if not frame.empty:
         sections += _chart_sections(ok_count, columns, metric)
     failed = frame[frame["status"] == res.STATUS_FAIL] if not frame.empty else frame

@@ -144,11 +144,11 @@ def run_master(study: Search) -> None:
 
 def workers_wanted_line(study: Search) -> str:
     """What a master without local workers waits for, and how to start them (the password left out)."""
-    from hks.store import split_credentials
+    from hks.store import PASSWORD_ENV, PASSWORD_FILE_ENV, split_credentials
 
     url, credentials = split_credentials(study.url)
     command = ["python", "-m", "hks", "worker", "--store", url, "--experiment-name", study.exp_key]
-    password = " with the password in HKS_STORE_PASSWORD (or HKS_STORE_PASSWORD_FILE)" if credentials.get(
-        "HKS_STORE_PASSWORD") else ""
+    password = f" with the password in {PASSWORD_ENV} (or {PASSWORD_FILE_ENV})" if credentials.get(
+        PASSWORD_ENV) else ""
     return (f"no local workers (--workers 0): trials run on workers started on any machine that reaches the store, "
             f"e.g. {shlex.join(command)}{password}; or pass --workers N to start N here")
