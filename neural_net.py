@@ -5,15 +5,20 @@
 Settings come from the environment (``HKS_EPOCHS``, ``HKS_DATA_DIR``, ...), as for a search.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from hks.config import resolve
 from hks.data import spec_for
 from hks.model import build_model as _build_model
 from hks.objective import run_trial
 
+if TYPE_CHECKING:
+    import keras
 
-def build_model(space: dict[str, Any]):
+
+def build_model(space: dict[str, Any]) -> keras.Model:
     spec = spec_for(resolve().dataset)
     return _build_model(space, spec.num_fine, spec.num_coarse)
 

@@ -27,7 +27,9 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +40,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hks.config import Settings  # noqa: E402
 from hks.report import write_report  # noqa: E402
 from hks.space import SPACE, sample_point  # noqa: E402
+
+if TYPE_CHECKING:
+    from chromium import Browser
 
 LIMITS = {"write_s": 30.0, "size_mb": 20.0, "interactive_s": 3.0}
 
@@ -85,7 +90,7 @@ def plain_plotly_page(results: list[dict], path: Path) -> None:
                    post_script="window.hksReport = {ready: true, readyAt: performance.now()};")
 
 
-def interactive_seconds(browser, page: Path, draw_all: bool = False) -> float:
+def interactive_seconds(browser: Browser, page: Path, draw_all: bool = False) -> float:
     """Seconds from navigation to the page's first screen drawn (or to every chart drawn)."""
     browser.navigate(page.as_uri())
     browser.wait_for("window.hksReport && window.hksReport.ready && document.readyState === 'complete'", timeout=300)
@@ -96,13 +101,13 @@ def interactive_seconds(browser, page: Path, draw_all: bool = False) -> float:
     return seconds
 
 
-def timed(func) -> float:
+def timed(func: Callable[[], object]) -> float:
     started = time.perf_counter()
     func()
     return time.perf_counter() - started
 
 
-def measure(count: int, folder: Path, browser) -> dict[str, float]:
+def measure(count: int, folder: Path, browser: Browser | None) -> dict[str, float]:
     results = synthetic_results(count)
     settings = Settings(dataset="cifar100", results_dir=str(folder / "results"), plots=False,
                         experiment_name="bench_report")

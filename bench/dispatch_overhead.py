@@ -35,6 +35,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hks.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,7 +56,7 @@ def sleep_seconds(tid: int) -> float:
     return SLEEP_MIN + (SLEEP_MAX - SLEEP_MIN) * random.Random(tid).random()
 
 
-def sleep_trial(point, settings=None, *, tid=0, **_):
+def sleep_trial(point: dict[str, Any], settings: Settings | None = None, *, tid: int = 0, **_: Any) -> dict[str, Any]:
     """A trial that only takes time: 2-6 s, then a loss from the point."""
     seconds = sleep_seconds(tid)
     time.sleep(seconds)

@@ -31,6 +31,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import multiprocessing.queues
+
+    from hks.store.protocol import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,7 +46,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 SKIP = 3
 
 
-def _arm(name: str, args: argparse.Namespace, queue) -> None:
+def _arm(name: str, args: argparse.Namespace, queue: multiprocessing.queues.Queue) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from hks import study
     from hks.config import Settings
@@ -50,7 +56,7 @@ def _arm(name: str, args: argparse.Namespace, queue) -> None:
     rows: list[tuple[float, float]] = []
     complete = Worker.complete
 
-    def measured(worker, job, result):
+    def measured(worker: Worker, job: Job, result: dict[str, Any]) -> bool:
         accepted = complete(worker, job, result)
         rows.append((rss_mb(), result.get("peak_rss_mb", float("nan"))))
         print(f"  {name:>12} trial {len(rows):2d}: RSS after {rows[-1][0]:7.1f} MiB, trial peak "

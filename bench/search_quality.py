@@ -63,7 +63,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -72,6 +72,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.problems import PROBLEMS, Problem  # noqa: E402
 from hks.config import Settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from hks.samplers import Sampler
 
 Reading = tuple[float, float]  # (what the sampler was told, the exact objective there): equal unless noisy
 Runner = Callable[[Problem, int, int], list[Reading]]
@@ -103,7 +106,7 @@ def incumbent_values(readings: Sequence[Reading]) -> list[float]:
     return values
 
 
-def with_pending(sampler, space: Any, problem: Problem, budget: int, pending: int = 1, *, seed: int
+def with_pending(sampler: Sampler, space: Any, problem: Problem, budget: int, pending: int = 1, *, seed: int
                  ) -> list[Reading]:
     """Readings of ``budget`` trials of an hks sampler over in-memory records, ``pending`` out at a time as
     with that many asynchronous workers: the first ``pending`` asked as one batch, then each time the

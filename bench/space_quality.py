@@ -26,6 +26,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import multiprocessing.queues
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,7 +39,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 SPACES = ("classic", "modern")
 
 
-def _search(space: str, seed: int, args: argparse.Namespace, queue) -> None:
+def _search(space: str, seed: int, args: argparse.Namespace, queue: multiprocessing.queues.Queue) -> None:
     """One search in a fresh process (no state shared between searches); puts (best, seconds, failed)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from hks.config import Settings

@@ -24,6 +24,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import multiprocessing.queues
+
+    from hks.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,7 +39,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 BATCH = 128  # the demo point's batch size
 
 
-def _settings(args, results_dir: str):
+def _settings(args: argparse.Namespace, results_dir: str) -> Settings:
     from hks.config import Settings
 
     return Settings(dataset="cifar10", data_dir=str(args.data_dir), download=False, epochs=args.epochs,
@@ -84,7 +90,7 @@ def _plain_model():
 
     l2 = regularizers.l2(0.0007)
 
-    def conv(x, filters, kernel=3, activation="relu"):
+    def conv(x: keras.KerasTensor, filters: int, kernel: int = 3, activation: str = "relu") -> keras.KerasTensor:
         return layers.Conv2D(filters, kernel, padding="same", activation=activation, kernel_regularizer=l2)(x)
 
     inputs = keras.Input((32, 32, 3))
@@ -104,7 +110,7 @@ def _plain_model():
     return model
 
 
-def _run_plain(args, queue) -> None:
+def _run_plain(args: argparse.Namespace, queue: multiprocessing.queues.Queue) -> None:
     """The baseline: a plain Keras script as a user would write it; nothing of hks is imported."""
     import keras
     import tensorflow as tf
@@ -130,7 +136,7 @@ def _run_plain(args, queue) -> None:
     queue.put(("plain", _rates(len(x_train), stamps), _peak_mib(), model.count_params()))
 
 
-def _run_hks(args, queue) -> None:
+def _run_hks(args: argparse.Namespace, queue: multiprocessing.queues.Queue) -> None:
     """hks's objective: the same model and input, with its callbacks, JSON result and bookkeeping."""
     import tempfile
 

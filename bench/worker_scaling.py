@@ -20,6 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import multiprocessing.queues
+    import multiprocessing.synchronize
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,7 +50,7 @@ def _jobs(exp_key: str, count: int) -> list[p.Job]:
     return [p.Job(exp_key, tid, doc={"misc": {"tid": tid, "vals": vals}}) for tid in range(count)]
 
 
-def measure(workers: int, args, folder: Path) -> dict[str, float]:
+def measure(workers: int, args: argparse.Namespace, folder: Path) -> dict[str, float]:
     """Run the queue with ``workers`` processes; returns epochs, seconds and epochs per minute."""
     url = f"sqlite:///{folder / f'store{workers}.sqlite3'}"
     exp_key = f"scaling_{workers}"
@@ -85,7 +90,8 @@ def measure(workers: int, args, folder: Path) -> dict[str, float]:
     return {"epochs": epochs, "busy": busy, "wall": wall, "per_minute": 60 * epochs / busy}
 
 
-def _plain_process(args, trials: int, barrier, queue) -> None:
+def _plain_process(args: argparse.Namespace, trials: int, barrier: multiprocessing.synchronize.Barrier,
+                   queue: multiprocessing.queues.Queue) -> None:
     """The machine's own ceiling: ``run_trial`` in a bare process, no store, no worker loop."""
     from hks.objective import configure_tensorflow, run_trial
 
@@ -106,7 +112,7 @@ def _point() -> dict:
     return space_eval(SPACE, VALS)
 
 
-def measure_plain(processes: int, args) -> dict[str, float]:
+def measure_plain(processes: int, args: argparse.Namespace) -> dict[str, float]:
     """The same trials split over ``processes`` bare processes started together."""
     import multiprocessing as mp
 

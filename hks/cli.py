@@ -12,6 +12,7 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from hks import config
 from hks.errors import HksError
@@ -28,7 +29,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def register_search(subparsers) -> None:
+def register_search(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="run or resume a search (what hyperopt_optimize.py does)",
                                    description="Run or resume a hyperparameter and architecture search.")
     config.add_arguments(parser)
@@ -52,7 +53,7 @@ def search_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _terminate(signum: int, _frame) -> None:
+def _terminate(signum: int, _frame: FrameType | None) -> None:
     """SIGTERM ends a search as Ctrl-C does (also while it starts): the rest is saved, and said so."""
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -63,7 +64,7 @@ def _signal_number(exc: KeyboardInterrupt) -> int | None:
     return int(text.split()[1]) if text.startswith("signal ") and text.split()[1].isdigit() else None
 
 
-def register_settings(subparsers) -> None:
+def register_settings(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("settings", help="list every setting: flag, environment variable, default")
     parser.add_argument("--resolved", action="store_true", help="show the values in force here instead")
     parser.set_defaults(func=settings_command)

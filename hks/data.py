@@ -17,11 +17,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hks.errors import DatasetError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def point_augmentation(point: dict, augment_crop: bool) -> dict[str, Any]:
 
 
 def make_dataset(split: Split, batch_size: int, *, training: bool, augment_crop: bool = False,
-                 cutout: int = 0, seed: int | None = None, threads: int = 0):
+                 cutout: int = 0, seed: int | None = None, threads: int = 0) -> tf.data.Dataset:
     """A batched ``tf.data.Dataset`` of (uint8 images, {head: labels}).
 
     Batches stay uint8 (a quarter of float32's bytes to copy to a GPU); the model casts them. The
@@ -276,7 +279,7 @@ def skip_epochs(dataset: Any, epochs: int) -> Any:
     return dataset
 
 
-def _cutout(images, size: int, seed: int | None):
+def _cutout(images: tf.Tensor, size: int, seed: int | None) -> tf.Tensor:
     """Zero one ``size`` x ``size`` square per image at a random centre (it may overlap the border)."""
     import tensorflow as tf
 
@@ -289,7 +292,7 @@ def _cutout(images, size: int, seed: int | None):
     return images * tf.cast(keep, images.dtype)[..., None]
 
 
-def _random_crop(image, seed: int | None):
+def _random_crop(image: tf.Tensor, seed: int | None) -> tf.Tensor:
     import tensorflow as tf
 
     padded = tf.image.pad_to_bounding_box(image, 4, 4, 40, 40)

@@ -3,8 +3,14 @@ labels), shared by the classic and the modern model builders."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def softmax_heads(x, num_fine: int, num_coarse: int | None, coarse_weight: float) -> tuple[dict, dict]:
+if TYPE_CHECKING:
+    import keras
+
+
+def softmax_heads(x: keras.KerasTensor, num_fine: int, num_coarse: int | None,
+                  coarse_weight: float) -> tuple[dict, dict]:
     """The ``fine`` (and ``coarse``) softmax heads and their loss weights (fine 1).
 
     The heads compute in float32 whatever the precision policy: a float16 softmax loses the small

@@ -8,14 +8,19 @@ input pipeline only, so evaluation never sees flipped images.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hks import space as sp
 from hks.errors import SpaceError
 from hks.heads import head_metrics, softmax_heads
 
+if TYPE_CHECKING:
+    from types import ModuleType
 
-def _layers():
+    import keras
+
+
+def _layers() -> tuple[ModuleType, ModuleType]:
     from keras import layers, regularizers
 
     return layers, regularizers
@@ -24,28 +29,29 @@ def _layers():
 class _Builder:
     """Holds the point of the space while the layers are stacked."""
 
-    def __init__(self, point: dict[str, Any]):
+    def __init__(self, point: dict[str, Any]) -> None:
         layers, regularizers = _layers()
         self.layers = layers
         self.p = point
         self.activation = point["activation"]
         self.l2 = regularizers.l2(sp.BASE_L2_REG * point["l2_weight_reg_mult"])
 
-    def conv(self, x, filters: int, kernel: int | None = None, strides: int = 1):
+    def conv(self, x: keras.KerasTensor, filters: int, kernel: int | None = None,
+             strides: int = 1) -> keras.KerasTensor:
         kernel = int(kernel or self.p["conv_kernel_size"])
         return self.layers.Conv2D(filters, kernel, strides=strides, padding="same",
                                   activation=self.activation, kernel_regularizer=self.l2)(x)
 
-    def batch_norm(self, x):
+    def batch_norm(self, x: keras.KerasTensor) -> keras.KerasTensor:
         # Momentum 0.9 rather than Keras's 0.99: the running statistics must settle within the few
         # hundred steps of a short trial, or evaluation sees unsettled normalisation.
         return self.layers.BatchNormalization(momentum=0.9)(x) if self.p["use_BN"] else x
 
-    def dropout(self, x, conv: bool):
+    def dropout(self, x: keras.KerasTensor, conv: bool) -> keras.KerasTensor:
         rate = self.p["conv_dropout_drop_proba" if conv else "fc_dropout_drop_proba"]
         return self.layers.Dropout(rate)(x) if rate > 0 else x
 
-    def residual(self, x, filters: int):
+    def residual(self, x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
         """Pre-activation-free residual units: a linear 1x1 projection plus a dropped-out conv."""
         for _ in range(int(self.p["residual"])):
             shortcut = self.layers.Conv2D(filters, 1, padding="same", activation="linear",
@@ -54,7 +60,7 @@ class _Builder:
             x = self.batch_norm(self.layers.Add()([shortcut, branch]))
         return x
 
-    def pool(self, x, filters: int):
+    def pool(self, x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
         kind = self.p["pooling_type"]
         if kind == "max":
             return self.layers.MaxPooling2D(2, padding="same")(x)
@@ -64,7 +70,7 @@ class _Builder:
             return self.conv(x, filters, kernel=3, strides=2)
         return self.inception_reduction(x, filters)
 
-    def inception_reduction(self, x, filters: int):
+    def inception_reduction(self, x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
         """Halve the resolution through four parallel branches, concatenated (Inception-style)."""
         narrow = max(int(filters * 0.33) + 1, 1)
         wide = max(int(filters * 0.4) + 1, 1)
@@ -74,13 +80,13 @@ class _Builder:
         d = self.layers.AveragePooling2D(2, padding="same")(self.conv(x, narrow, kernel=1))
         return self.layers.Concatenate()([a, b, c, d])
 
-    def dense(self, x, units: int):
+    def dense(self, x: keras.KerasTensor, units: int) -> keras.KerasTensor:
         x = self.layers.Dense(max(units, 1), activation=self.activation, kernel_regularizer=self.l2)(x)
         return self.dropout(self.batch_norm(x), conv=False)
 
 
 def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | None = 20, *,
-                base_lr: float = sp.BASE_LEARNING_RATE, train_steps: int | None = None):
+                base_lr: float = sp.BASE_LEARNING_RATE, train_steps: int | None = None) -> keras.Model:
     """A compiled Keras model for one point of the space (see :data:`hks.space.SPACE`).
 
     The learning rate is ``base_lr * point["lr_rate_mult"]``. A point of the modern space
@@ -103,7 +109,7 @@ def build_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | No
         raise SpaceError(f"this point of the space builds no valid model ({exc}): {point}") from None
 
 
-def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None, base_lr: float):
+def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None, base_lr: float) -> keras.Model:
     import keras
 
     b = _Builder(point)
@@ -134,7 +140,7 @@ def _build(point: dict[str, Any], num_fine: int, num_coarse: int | None, base_lr
     return model
 
 
-def make_optimizer(name: str, learning_rate: float, **kwargs: Any):
+def make_optimizer(name: str, learning_rate: float, **kwargs: Any) -> keras.optimizers.Optimizer:
     """A Keras optimizer by its class name (Adam, Nadam, RMSprop, SGD, ...)."""
     import keras
 

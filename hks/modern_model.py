@@ -26,10 +26,10 @@ REQUIRED = ("width", "depth", "head_dropout", "optimizer", "schedule", "warmup_f
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to ``peak`` over ``warmup_steps``, then a linear (one-cycle) or cosine decay to 0."""
 
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int, shape: str = "one_cycle"):
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int, shape: str = "one_cycle") -> None:
         self.peak, self.total_steps, self.warmup_steps, self.shape = peak, total_steps, warmup_steps, shape
 
-    def __call__(self, step):
+    def __call__(self, step: int | keras.KerasTensor) -> keras.KerasTensor:
         step = ops.cast(step, "float32")
         warm = ops.minimum(1.0, (step + 1.0) / float(max(self.warmup_steps, 1)))
         progress = ops.clip((step - self.warmup_steps) / float(max(self.total_steps - self.warmup_steps, 1)), 0.0, 1.0)
@@ -52,7 +52,7 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         self.label_smoothing = float(label_smoothing)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: keras.KerasTensor, y_pred: keras.KerasTensor) -> keras.KerasTensor:
         y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         one_hot = ops.one_hot(y_true, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
@@ -61,14 +61,15 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-def _conv_bn(x, filters: int, strides: int = 1, kernel: int = 3, relu: bool = True):
+def _conv_bn(x: keras.KerasTensor, filters: int, strides: int = 1, kernel: int = 3,
+             relu: bool = True) -> keras.KerasTensor:
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       kernel_initializer="he_normal")(x)
     x = layers.BatchNormalization(momentum=0.9)(x)  # settles within a short trial, as in hks.model
     return layers.ReLU()(x) if relu else x
 
 
-def _block(x, filters: int, strides: int):
+def _block(x: keras.KerasTensor, filters: int, strides: int) -> keras.KerasTensor:
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
         shortcut = _conv_bn(x, filters, strides, kernel=1, relu=False)
@@ -76,7 +77,7 @@ def _block(x, filters: int, strides: int):
     return layers.ReLU()(layers.Add()([shortcut, y]))
 
 
-def _backbone(point: dict[str, Any]):
+def _backbone(point: dict[str, Any]) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     # Raw pixels to about zero mean and unit variance (CIFAR's pixel mean 121 and deviation 64).
     x = layers.Rescaling(1.0 / PIXEL_STD, offset=-PIXEL_MEAN / PIXEL_STD)(inputs)
@@ -91,7 +92,7 @@ def _backbone(point: dict[str, Any]):
     return inputs, x
 
 
-def _optimizer(point: dict[str, Any], train_steps: int):
+def _optimizer(point: dict[str, Any], train_steps: int) -> keras.optimizers.Optimizer:
     choice = point["optimizer"]
     warmup = int(round(train_steps * float(point["warmup_fraction"])))
     schedule = WarmupSchedule(float(choice["learning_rate"]), train_steps, warmup, point["schedule"])
@@ -103,7 +104,7 @@ def _optimizer(point: dict[str, Any], train_steps: int):
 
 
 def build_modern_model(point: dict[str, Any], num_fine: int = 100, num_coarse: int | None = 20, *,
-                       train_steps: int | None = None):
+                       train_steps: int | None = None) -> keras.Model:
     """A compiled two-headed ResNet for one point of :data:`hks.modern_space.SPACE`."""
     missing = [key for key in REQUIRED if key not in point]
     if missing:

@@ -13,8 +13,9 @@ import math
 from typing import Any
 
 from hyperopt import hp
+from hyperopt.pyll import Apply
 
-from hks.space import _int_range
+from hks.space import int_range
 
 WIDTHS = (16, 32, 48, 64)
 BATCH_SIZES = (64, 128, 256, 512)
@@ -22,7 +23,7 @@ SCHEDULES = ("one_cycle", "cosine")
 CUTOUT_SIZES = (0, 8, 12)
 
 
-def _log_range(label: str, low: float, high: float):
+def _log_range(label: str, low: float, high: float) -> Apply:
     return hp.loguniform(label, math.log(low), math.log(high))
 
 
@@ -30,7 +31,7 @@ SPACE: dict[str, Any] = {
     "architecture": "resnet",
     # Architecture: a stem, three stages of basic residual blocks (width, 2x, 4x), global pooling.
     "width": hp.choice("width", list(WIDTHS)),
-    "depth": _int_range("depth", 1, 3),
+    "depth": int_range("depth", 1, 3),
     "head_dropout": hp.uniform("head_dropout", 0.0, 0.3),
     # Training.
     "optimizer": hp.choice("optimizer", [

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hks import checkpoint as ckpt
 from hks import progress
@@ -31,6 +31,18 @@ from hks.seeding import TRAIN, trial_seed
 EpochHook = Callable[[int, dict[str, float]], None]
 PruneHook = Callable[[int, dict[str, float]], Any]  # truthy: stop (an hks.pruners.Decision, or a bool)
 ModelBuilder = Callable[..., Any]
+
+if TYPE_CHECKING:
+    import keras
+
+
+class Pruning(Protocol):
+    """What :func:`prune_callback` returns beside being a Keras callback: the pruner's kept answer, and a way
+    to replay a resumed trial's past epochs to it."""
+
+    decision: Any
+
+    def ask(self, epoch: int, logs: dict[str, float], final: bool = True) -> Any: ...
 
 
 class NonFiniteLoss(RuntimeError):
@@ -89,17 +101,17 @@ def check_setup(settings: Settings, *, load: bool = True) -> None:
         archive_path(settings.dataset, settings.data_dir, settings.download)
 
 
-def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool):
+def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verbose: bool) -> keras.callbacks.Callback:
     import keras
 
     class EpochProgress(keras.callbacks.Callback):
         """Prints one line per epoch and forwards the metrics (e.g. to a worker's store); stops a
         trial whose loss is no longer finite, at the end of that epoch."""
 
-        def on_epoch_begin(self, epoch, logs=None):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.started = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             if not math.isfinite(logs.get("loss", 0.0)):
                 self.model.stop_training = True  # diverged: summarize() fails the trial
@@ -112,7 +124,7 @@ def epoch_progress_callback(settings: Settings, on_epoch: EpochHook | None, verb
     return EpochProgress()
 
 
-def prune_callback(should_prune: PruneHook):
+def prune_callback(should_prune: PruneHook) -> Pruning:
     """Asks ``should_prune(epoch, logs)`` after each epoch; a truthy answer stops training and is kept."""
     import keras
 
@@ -126,7 +138,7 @@ def prune_callback(should_prune: PruneHook):
                 self.decision = answer
             return answer if final else None
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if self.ask(epoch, {k: float(v) for k, v in (logs or {}).items()}):
                 self.model.stop_training = True
 
@@ -144,16 +156,17 @@ def require_tensorboard(settings: Settings) -> None:
                           "pip install tensorboard, or turn the option off") from None
 
 
-def tensorboard_callback(settings: Settings, name: str, point: dict[str, Any] | None = None):
+def tensorboard_callback(settings: Settings, name: str,
+                         point: dict[str, Any] | None = None) -> keras.callbacks.Callback:
     """TensorBoard logs in ``<results_dir>/tensorboard/<name>`` (``--tensorboard``), with the point as HParams."""
     from hks.tensorboard_log import trial_callback
 
     return trial_callback(Path(settings.results_dir) / "tensorboard" / name, name, point)
 
 
-def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
+def train_model(model: keras.Model, splits: Splits, batch_size: int, settings: Settings, *, seed: int,
                 on_epoch: EpochHook | None = None, verbose: bool = True,
-                log_name: str | None = None, pruning=None,
+                log_name: str | None = None, pruning: Pruning | None = None,
                 point: dict[str, Any] | None = None, resumed: ckpt.Checkpoint | None = None,
                 save_to: tuple[Path, str] | None = None) -> dict[str, list[float]]:
     """Fit with early stopping on validation fine accuracy; returns the per-epoch history.
@@ -195,7 +208,7 @@ def train_model(model, splits: Splits, batch_size: int, settings: Settings, *, s
     return out
 
 
-def fine_head_names():
+def fine_head_names() -> keras.callbacks.Callback:
     """A callback that logs a one-head model's ``accuracy`` as ``fine_accuracy`` (and ``val_``), as hks's
     own models name it: Keras prefixes metrics with the head's name only when there are several heads, so
     a ``keras_objective`` builder compiled with ``metrics=["accuracy"]`` would otherwise be unreadable to
@@ -203,7 +216,7 @@ def fine_head_names():
     import keras
 
     class FineHeadNames(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             for prefix in ("", "val_"):
                 if logs is not None and f"{prefix}fine_accuracy" not in logs and f"{prefix}accuracy" in logs:
                     logs[f"{prefix}fine_accuracy"] = logs[f"{prefix}accuracy"]
@@ -211,12 +224,12 @@ def fine_head_names():
     return FineHeadNames()
 
 
-def early_stopping(settings: Settings, resumed: ckpt.Checkpoint | None = None):
+def early_stopping(settings: Settings, resumed: ckpt.Checkpoint | None = None) -> keras.callbacks.EarlyStopping:
     """Keras's early stopping on validation fine accuracy, taking up a resumed trial's patience count."""
     import keras
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict | None = None) -> None:
             super().on_train_begin(logs)
             state = resumed.stopping if resumed is not None else {}
             if state.get("best") is not None:
@@ -232,8 +245,9 @@ def early_stopping(settings: Settings, resumed: ckpt.Checkpoint | None = None):
                                   restore_best_weights=settings.save_models)
 
 
-def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning, prior: dict[str, list[float]],
-                        prior_seconds: float = 0.0):
+def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping: keras.callbacks.EarlyStopping,
+                        pruning: Pruning | None, prior: dict[str, list[float]],
+                        prior_seconds: float = 0.0) -> keras.callbacks.Callback:
     """Writes the trial's checkpoint (:mod:`hks.checkpoint`) after every ``every`` epochs, and at a pause
     (the trial resumes from there), with early stopping's state, the pruner's stop if it said stop, and the
     training time so far (``prior_seconds`` from earlier attempts)."""
@@ -244,11 +258,11 @@ def checkpoint_callback(save_to: tuple[Path, str], every: int, stopping, pruning
     class Checkpointing(keras.callbacks.Callback):
         failed = False
 
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict | None = None) -> None:
             self.history = {k: list(v) for k, v in prior.items()}
             self.started = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             for k, v in (logs or {}).items():
                 self.history.setdefault(k, []).append(float(v))
             decision = pruning.decision if pruning is not None else None
@@ -367,7 +381,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     return result
 
 
-def resume(model, path: Path | None, key: str) -> tuple[ckpt.Checkpoint | None, str]:
+def resume(model: keras.Model, path: Path | None, key: str) -> tuple[ckpt.Checkpoint | None, str]:
     """The trial's checkpoint restored into ``model``, or None; and a note when one was set aside."""
     resumed, note = ckpt.load(path, key)
     if resumed is not None and not ckpt.restore(model, resumed):
@@ -375,7 +389,7 @@ def resume(model, path: Path | None, key: str) -> tuple[ckpt.Checkpoint | None, 
     return resumed, note
 
 
-def replay_epochs(resumed: ckpt.Checkpoint, on_epoch: EpochHook | None, pruning) -> None:
+def replay_epochs(resumed: ckpt.Checkpoint, on_epoch: EpochHook | None, pruning: Pruning | None) -> None:
     """Hand a resumed trial's past epochs to the listeners again (a worker's store lost them when the trial was
     requeued; the pruner's hook collects the curve). The pruner's answers for them were given when they ran,
     and are in the checkpoint: a paused trial resumes because it was promoted, so none is asked again."""
@@ -414,7 +428,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:500]
 
 
-def _save_model(model, results_dir: str, model_name: str) -> str:
+def _save_model(model: keras.Model, results_dir: str, model_name: str) -> str:
     path = Path(results_dir) / f"{model_name}.keras"
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)

@@ -16,7 +16,7 @@ from hks.store import protocol as p
 from hks.store.cache import RecordCache
 
 if TYPE_CHECKING:
-    from hks.pruners import Pruner
+    from hks.pruners import Curve, Pruner
     from hks.samplers import Sampler
 
 ResultView = Callable[[dict[str, Any]], dict[str, Any]]
@@ -63,7 +63,7 @@ class Oracle:
             return None
         from hks.pruners import curves_from_jobs, epoch_hook
 
-        def others():
+        def others() -> list[Curve]:
             self.refresh()
             return curves_from_jobs(job for job in self.records.records() if job.tid != tid)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 GRAPHVIZ_MISSING = ("Graphviz is not installed, so no architecture picture was drawn: "
                     "install it (apt-get install graphviz, or brew install graphviz) and pydot")
@@ -19,7 +23,7 @@ def graphviz_available() -> bool:
     return True
 
 
-def plot_architecture(model, path: str | Path) -> str | None:
+def plot_architecture(model: keras.Model, path: str | Path) -> str | None:
     """Draw ``model`` to ``path``; returns None on success, else a one-line reason (never raises)."""
     if not graphviz_available():
         return GRAPHVIZ_MISSING

@@ -11,6 +11,10 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 
 @functools.cache
@@ -50,7 +54,7 @@ def dtype_policy(precision: str) -> Iterator[str]:
         keras.config.set_dtype_policy(previous)
 
 
-def apply_jit(model, jit: str) -> None:
+def apply_jit(model: keras.Model, jit: str) -> None:
     """``--jit on``/``off`` overrides Keras's own choice (``auto``: XLA on GPUs, not on CPUs)."""
     if jit != "auto":
         model.jit_compile = jit == "on"

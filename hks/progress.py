@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 from hks.results import best_result
 
@@ -125,7 +125,7 @@ def next_step_line(settings: Any, store: str = "") -> str:
 class SearchProgress:
     """Counts finished trials against the budget and tells the time: elapsed, and an estimate of what is left."""
 
-    def __init__(self, budget: int, previous: Iterable[dict[str, Any]] = (), stream=None,
+    def __init__(self, budget: int, previous: Iterable[dict[str, Any]] = (), stream: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.budget = budget
         self.results: list[dict[str, Any]] = list(previous)

@@ -18,7 +18,10 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 RETRACING = "triggered tf.function retracing"
 NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
@@ -37,7 +40,7 @@ def without_noise(text: str) -> str:
 
 
 @contextmanager
-def filtered_stderr():
+def filtered_stderr() -> Iterator[None]:
     """Capture file descriptor 2 (C++ writes there directly), then write back all but the noise."""
     sys.stderr.flush()
     try:
@@ -63,13 +66,13 @@ def filtered_stderr():
 class _QuietLoader(importlib.abc.Loader):
     """Runs the ``tensorflow`` package's import inside :func:`filtered_stderr`."""
 
-    def __init__(self, loader: importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
-    def exec_module(self, module) -> None:
+    def exec_module(self, module: ModuleType) -> None:
         module.__loader__ = self.loader
         module.__spec__.loader = self.loader
         with filtered_stderr():
@@ -77,7 +80,8 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
         if name != "tensorflow":
             return None
         uninstall_import_hook()  # once: find the real spec through the other finders

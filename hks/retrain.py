@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from hks.objective import (
 )
 from hks.space import missing_keys
 
+if TYPE_CHECKING:
+    import keras
+
+Predict = Callable[[np.ndarray], dict[str, Any]]  # images to each head's probabilities
 RETRAINED_SUFFIX = "_retrained.keras"
 EXPORT_SUFFIX = "_export"
 EVAL_BATCH = 256
@@ -102,7 +106,7 @@ def retrain_best(settings: Settings, results: list[dict[str, Any]], *, epochs: i
 
 
 def _fit(best: dict[str, Any], train: Split, splits: Splits, settings: Settings, epochs: int, verbose: bool,
-         build: Callable[..., Any] | None = None):
+         build: Callable[..., Any] | None = None) -> keras.Model:
     import keras
 
     point = best["space"]
@@ -137,7 +141,7 @@ def trial_base_lr(best: dict[str, Any], settings: Settings) -> float:
                        "(autoHyper prints it when it calibrates)") from None
 
 
-def save_model(model, results_dir: str, model_name: str) -> dict[str, str]:
+def save_model(model: keras.Model, results_dir: str, model_name: str) -> dict[str, str]:
     """``<model_name>_retrained.keras`` (Keras, trainable) and ``<model_name>_export/`` (SavedModel)."""
     folder = Path(results_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -168,7 +172,7 @@ def describe(test: dict[str, Any]) -> str:
 
 # --- evaluating ---------------------------------------------------------------------------------
 
-def predict_split(predict, test: Split) -> dict[str, np.ndarray]:
+def predict_split(predict: Predict, test: Split) -> dict[str, np.ndarray]:
     """Each head's probabilities for every image of ``test`` (``predict``: images -> {head: probabilities})."""
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(test), EVAL_BATCH):
@@ -197,7 +201,7 @@ def per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, classes: int) 
     return out
 
 
-def evaluate_model(predict, test: Split) -> dict[str, Any]:
+def evaluate_model(predict: Predict, test: Split) -> dict[str, Any]:
     """Loss, top-1 and top-5 accuracy per head and per-class fine accuracy of ``predict`` on a test split."""
     return figures_of(predict_split(predict, test), test)
 
@@ -245,11 +249,11 @@ def draw_confusion(matrix: np.ndarray, names: list[str], path: str | Path, title
     return path
 
 
-def _keras_predictor(model):
+def _keras_predictor(model: keras.Model) -> Predict:
     return lambda x: model(x, training=False)
 
 
-def load_predictor(path: str | Path):
+def load_predictor(path: str | Path) -> tuple[Predict, int]:
     """A predict function for a ``.keras`` file or an exported SavedModel folder, and its fine classes."""
     path = Path(path)
     if not path.exists():
@@ -318,7 +322,7 @@ def describe_evaluation(figures: dict[str, Any]) -> list[str]:
 
 # --- command line -------------------------------------------------------------------------------
 
-def register_retrain(subparsers) -> None:
+def register_retrain(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "retrain-best", help="retrain the best trial on train+validation, test it once, save and export it",
         description=__doc__.split("\n\n")[1].replace("\n", " "))
@@ -360,7 +364,7 @@ def retrain_settings(cli: dict[str, Any], saved: dict[str, Any],
     return settings, " ".join(config.as_flags(settings, taken))
 
 
-def register_evaluate(subparsers) -> None:
+def register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="test-set loss, top-1/top-5 and per-class accuracy of a model",
                                    description="Test-set loss, top-1 and top-5 accuracy and per-class accuracy of a "
                                                "saved .keras model or exported model folder.")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperopt import hp
-from hyperopt.pyll import as_apply, scope
+from hyperopt.pyll import Apply, as_apply, scope
 from hyperopt.pyll.stochastic import sample
 
 from hks.errors import SpaceError
@@ -31,7 +31,7 @@ POOLING_TYPES = ("max", "avg", "all_conv", "inception")
 ACTIVATIONS = ("relu", "elu")
 
 
-def _int_range(label: str, low: int, high: int):
+def int_range(label: str, low: int, high: int) -> Apply:
     """Integers low..high, each about equally likely (plain quniform halves the end points).
 
     Still ordinal for TPE (unlike hp.randint); ``scope.int`` turns the float (and -0.0) into an int.
@@ -51,13 +51,13 @@ SPACE: dict[str, Any] = {
     "use_BN": hp.choice("use_BN", [False, True]),
     # Architecture.
     "first_conv": hp.choice("first_conv", [None, hp.choice("first_conv_size", [3, 4])]),
-    "residual": hp.choice("residual", [None, _int_range("residual_units", 1, 4)]),
+    "residual": hp.choice("residual", [None, int_range("residual_units", 1, 4)]),
     "conv_hiddn_units_mult": hp.loguniform("conv_hiddn_units_mult", -0.6, 0.6),
     "nb_conv_pool_layers": hp.choice("nb_conv_pool_layers", [2, 3]),
-    "conv_pool_res_start_idx": _int_range("conv_pool_res_start_idx", 0, 2),
+    "conv_pool_res_start_idx": int_range("conv_pool_res_start_idx", 0, 2),
     "pooling_type": hp.choice("pooling_type", list(POOLING_TYPES)),
-    "conv_kernel_size": _int_range("conv_kernel_size", 2, 4),
-    "res_conv_kernel_size": _int_range("res_conv_kernel_size", 2, 4),
+    "conv_kernel_size": int_range("conv_kernel_size", 2, 4),
+    "res_conv_kernel_size": int_range("res_conv_kernel_size", 2, 4),
     "fc_units_1_mult": hp.loguniform("fc_units_1_mult", -0.6, 0.6),
     "one_more_fc": hp.choice("one_more_fc", [None, hp.loguniform("fc_units_2_mult", -0.6, 0.6)]),
     "activation": hp.choice("activation", list(ACTIVATIONS)),

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 DEADLINE_SECONDS = 8.0  # below `docker stop`'s default 10 s before its SIGKILL
 RELEASE_SECONDS = 3.0
@@ -63,7 +64,7 @@ class Stopper:
                 threading.Thread(target=self._enforce_deadline, daemon=True,
                                  name="stop-deadline").start()
 
-    def _handle(self, signum: int, _frame) -> None:
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.request(signum)
         if self.interruptible:
             self.interruptible = False

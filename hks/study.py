@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from hks import experiment as exp
 from hks import plotting
@@ -34,6 +35,9 @@ from hks.space import load_space
 from hks.store import check_settings, is_store_url, open_store, store_url
 from hks.store import protocol as p
 from hks.store.hyperopt_docs import finished_result
+
+if TYPE_CHECKING:
+    from hks.pruners import Pruner
 
 BUILTIN_OBJECTIVE = "hks.objective:run_trial"
 LIVE_REPORT_SECONDS = 60.0
@@ -405,7 +409,7 @@ def _fixed_objective() -> str:
     return FIXED_OBJECTIVE
 
 
-def _make_pruner(settings: Settings):
+def _make_pruner(settings: Settings) -> Pruner | None:
     if settings.prune == "none":
         return None
     from hks.pruners import make_pruner
@@ -413,7 +417,7 @@ def _make_pruner(settings: Settings):
     return make_pruner(settings)
 
 
-def _result_view(settings: Settings):
+def _result_view(settings: Settings) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """How samplers see results: a pruned trial ranks as ``--prune-sampler-loss`` says."""
     import functools
 
@@ -425,7 +429,7 @@ def _result_view(settings: Settings):
 MEMORY = ":memory:"
 
 
-def _open_trials_file(settings: Settings):
+def _open_trials_file(settings: Settings) -> p.JobStore:
     """``--trials-file``: a ``results.pkl`` (resumable), or ``:memory:`` for a search nobody resumes."""
     from hks.store.pickle_file import MemoryStore, PickleStore
 
@@ -456,7 +460,7 @@ class _sigterm_as_interrupt:
             signal.signal(signal.SIGTERM, self.previous)
 
 
-def _raise_interrupt(signum, _frame) -> None:
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 BEST_METRICS = ("val_fine_accuracy", "val_coarse_accuracy")
 
@@ -28,12 +32,13 @@ def hparam_values(point: Mapping[str, Any], prefix: str = "") -> dict[str, bool 
     return out
 
 
-def trial_callback(log_dir: str | Path, trial_id: str, point: Mapping[str, Any] | None):
+def trial_callback(log_dir: str | Path, trial_id: str,
+                   point: Mapping[str, Any] | None) -> keras.callbacks.TensorBoard:
     """Keras's TensorBoard callback that also records the point (HParams) and the best validation metrics."""
     import keras
 
     class HParamsTensorBoard(keras.callbacks.TensorBoard):
-        def on_train_begin(self, logs=None):
+        def on_train_begin(self, logs: dict | None = None) -> None:
             super().on_train_begin(logs)
             self.best: dict[str, float] = {}
             if point is not None:
@@ -42,7 +47,7 @@ def trial_callback(log_dir: str | Path, trial_id: str, point: Mapping[str, Any] 
                 with self._hparams_writer().as_default():
                     hp.hparams(hparam_values(point), trial_id=trial_id)
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             super().on_epoch_end(epoch, logs)
             for key in BEST_METRICS:
                 if logs and key in logs:
@@ -50,7 +55,7 @@ def trial_callback(log_dir: str | Path, trial_id: str, point: Mapping[str, Any] 
             if logs and "val_loss" in logs:
                 self.best["val_loss"] = min(self.best.get("val_loss", float("inf")), float(logs["val_loss"]))
 
-        def on_train_end(self, logs=None):
+        def on_train_end(self, logs: dict | None = None) -> None:
             import tensorflow as tf
 
             with self._hparams_writer().as_default():
@@ -59,7 +64,7 @@ def trial_callback(log_dir: str | Path, trial_id: str, point: Mapping[str, Any] 
             self._hparams_writer().flush()
             super().on_train_end(logs)
 
-        def _hparams_writer(self):
+        def _hparams_writer(self) -> tf.summary.SummaryWriter:
             import tensorflow as tf
 
             if getattr(self, "_hp_writer", None) is None:

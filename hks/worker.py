@@ -470,7 +470,7 @@ def worker_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "worker", help="serve the trials of a distributed search", description=__doc__.split("\n\n")[0])
     add_worker_arguments(parser)

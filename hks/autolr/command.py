@@ -26,7 +26,7 @@ def _add_short_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, config.flag_name(name), dest=name, default=None, metavar=metavar, help=help_text)
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "autolr", help="find the initial learning rate with autoHyper (writes lrrt.csv)",
         description="Scan learning rates on a geometric grid, training the fixed architecture a few epochs per "

@@ -95,7 +95,7 @@ def estimate_sigma2(s2: np.ndarray, L: int, M: int, H: int) -> float:
     if not lower < upper:
         return upper
 
-    def f(log_s):
+    def f(log_s: float) -> float:
         return _objective(math.exp(log_s), s2, L, M, H, alpha, xb)
 
     grid = np.linspace(math.log(lower), math.log(upper), _GRID_POINTS)

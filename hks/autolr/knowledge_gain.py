@@ -15,10 +15,14 @@ knowledge gain is zero. Z is 1 when nothing was learned and falls to 0 once ever
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hks.autolr.evbmf import evbmf
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def kernel_gains(kernel: np.ndarray) -> tuple[ModeGain, ModeGain]:
     return mode_gain(unfold(kernel, 3)), mode_gain(unfold(kernel, 4))
 
 
-def conv_kernels(model) -> dict[str, np.ndarray]:
+def conv_kernels(model: keras.Model) -> dict[str, np.ndarray]:
     """The 4-D kernels of every Conv2D layer of a Keras model, by layer name, in layer order."""
     import keras
 

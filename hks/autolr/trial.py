@@ -12,13 +12,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hks.autolr.knowledge_gain import conv_kernels, layer_gains, response, zero_fraction
 from hks.data import Splits, make_dataset
 from hks.model import build_model
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,13 @@ class TrialSetup:
         return int(self.point.get("batch_size") or 128)
 
 
-def _callback(setup: TrialSetup, epochs_out: list[dict[str, Any]]):
+def _callback(setup: TrialSetup, epochs_out: list[dict[str, Any]]) -> keras.callbacks.Callback:
     import keras
 
     class MeasureGains(keras.callbacks.Callback):
         """Knowledge gains of every conv layer after each epoch; stops a diverged run at once."""
 
-        def on_epoch_end(self, epoch, logs=None):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             kernels = conv_kernels(self.model)
             finite = all(math.isfinite(v) for v in logs.values()) and all(

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hks.bayesopt.flat import FlatSpace, to_ax_parameters
 from hks.errors import ConfigError, HksError
+
+if TYPE_CHECKING:
+    from ax import Client
 
 METRIC = "loss"
 INSTALL_HINT = "install torch's CPU build first, then pip install -e .[bo] (see docs/bayesopt.md)"
@@ -27,7 +30,7 @@ class SuggestionError(HksError):
     """Ax could not propose another point (e.g. a small discrete space is used up)."""
 
 
-def import_ax():
+def import_ax() -> type[Client]:
     """The Ax ``Client`` class, quietened; :class:`AxMissing` with the install line when absent."""
     previous = logging.root.manager.disable
     logging.disable(max(previous, logging.INFO))  # Ax logs an INFO line about its SQL storage while imported
@@ -50,7 +53,7 @@ def limit_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def new_client(space: FlatSpace, *, seed: int, init_trials: int, name: str, description: str = ""):
+def new_client(space: FlatSpace, *, seed: int, init_trials: int, name: str, description: str = "") -> Client:
     """A fresh Ax experiment minimising ``loss`` over the flat space."""
     if init_trials < 1:
         raise ConfigError(f"--gp-init-trials must be >= 1, got {init_trials}")

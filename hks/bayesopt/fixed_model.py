@@ -8,12 +8,17 @@ space override that architecture; every other key (``learning_rate``, ``momentum
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hks import space as sp
 from hks.bayesopt.flat import Choice, FlatSpace, representative
 from hks.errors import SpaceError
 from hks.model import build_model, make_optimizer
+
+if TYPE_CHECKING:
+    import keras
+
+    from hks.config import Settings
 
 OPTIMIZER = "SGD"
 FIXED_OBJECTIVE = "hks.bayesopt.fixed_model:run_fixed_trial"  # what --algo gp trains, by name for workers
@@ -36,7 +41,7 @@ def split_point(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return architecture, optimizer_args
 
 
-def make_point_optimizer(point: dict[str, Any], base_lr: float = sp.BASE_LEARNING_RATE):
+def make_point_optimizer(point: dict[str, Any], base_lr: float = sp.BASE_LEARNING_RATE) -> keras.optimizers.Optimizer:
     """The optimizer of a full point; without ``learning_rate`` it is ``base_lr`` times the multiplier."""
     architecture, kwargs = split_point(point)
     rate = kwargs.pop("learning_rate", base_lr * architecture["lr_rate_mult"])
@@ -44,7 +49,7 @@ def make_point_optimizer(point: dict[str, Any], base_lr: float = sp.BASE_LEARNIN
 
 
 def build_fixed(point: dict[str, Any], num_fine: int = 100, num_coarse: int | None = 20, *,
-                base_lr: float = sp.BASE_LEARNING_RATE):
+                base_lr: float = sp.BASE_LEARNING_RATE) -> keras.Model:
     """A compiled model of a full point: ``build_model`` then recompiled with the point's optimizer."""
     import keras
 
@@ -77,7 +82,7 @@ def check_space(space: FlatSpace, origin: str) -> None:
                              f"arguments of keras.optimizers.{point['optimizer']} ({exc})") from None
 
 
-def run_fixed_trial(point: dict[str, Any], settings, **kwargs: Any) -> dict[str, Any]:
+def run_fixed_trial(point: dict[str, Any], settings: Settings, **kwargs: Any) -> dict[str, Any]:
     """One ``--algo gp`` trial: the fixed architecture configured by a flat point."""
     import functools
 

@@ -16,7 +16,7 @@ from hks.store.urls import is_store_url
 SHARED_SETTINGS = ("results_dir", "trials_file", "experiment_name", "plots", "dataset", "seed", "max_evals")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report", help="write results/report.html from a search's results",
         description="Write a self-contained HTML report (and its PNGs) of a search: which hyperparameters "

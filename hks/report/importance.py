@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from hks.report.frame import SCORE, make_axis, param_name
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestRegressor
 
 N_TREES = 100
 N_REPEATS = 10
@@ -71,7 +75,8 @@ def compute_importance(frame: pd.DataFrame, columns: list[str], seed: int = 0) -
     return Importance(METHOD, tuple(scores), note)
 
 
-def permutation_drops(model, x: np.ndarray, y: np.ndarray, repeats: int, seed: int) -> np.ndarray:
+def permutation_drops(model: RandomForestRegressor, x: np.ndarray, y: np.ndarray, repeats: int,
+                      seed: int) -> np.ndarray:
     """R² drop when each column is shuffled, ``repeats`` times: shape (columns, repeats).
 
     What ``sklearn.inspection.permutation_importance`` computes, but with every shuffled copy scored
@@ -90,7 +95,7 @@ def permutation_drops(model, x: np.ndarray, y: np.ndarray, repeats: int, seed: i
     return (r2[0] - r2[1:]).reshape(x.shape[1], repeats)
 
 
-def _fit_note(forest, x: np.ndarray, y: np.ndarray, use_oob: bool) -> str:
+def _fit_note(forest: RandomForestRegressor, x: np.ndarray, y: np.ndarray, use_oob: bool) -> str:
     if use_oob:
         return (f"Surrogate fitted on {len(y)} trials; out-of-bag R\u00b2 {forest.oob_score_:.2f} "
                 "(near or below 0: the importances are mostly noise).")

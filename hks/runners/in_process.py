@@ -9,9 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from hks.runners import Search
 from hks.worker import requeue_lost
+
+if TYPE_CHECKING:
+    from hks.stopping import Stopper
+    from hks.worker import Worker
 
 STOP_DEADLINE_SECONDS = 30.0  # a long epoch: release the trial and exit rather than keep the user waiting
 
@@ -34,7 +40,7 @@ def run_in_process(study: Search) -> None:
 
 
 @contextlib.contextmanager
-def _installed(stopper):
+def _installed(stopper: Stopper) -> Iterator[None]:
     """The stopper's SIGTERM / SIGINT handlers while the search runs (main thread only)."""
     try:
         previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
@@ -49,7 +55,7 @@ def _installed(stopper):
             signal.signal(signum, handler)
 
 
-def _serve(study: Search, worker) -> None:
+def _serve(study: Search, worker: Worker) -> None:
     settings = study.settings
     while True:
         worker.stopper.check()

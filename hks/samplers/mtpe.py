@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,7 +219,7 @@ def random_value(p: Param, rng: np.random.Generator) -> Any:
     return int(rng.integers(dist.low, dist.high + 1))
 
 
-def complete(params: list[Param], values: dict[str, Any], fill) -> dict[str, Any]:
+def complete(params: list[Param], values: dict[str, Any], fill: Callable[[Param], Any]) -> dict[str, Any]:
     """Keep the active values, drop inactive ones and ``fill(param)`` newly active ones, parents first."""
     out: dict[str, Any] = {}
     for p in params:
