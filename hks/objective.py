@@ -333,7 +333,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     started = time.time()
     base = {"space": point, "seed": seed, "tid": tid, "dataset": settings.dataset, "started_at": started,
             "base_lr": base_lr, "val_images": len(splits.val)}
-    model, earlier = None, 0.0  # earlier: training time of a resumed trial's earlier attempts
+    model, earlier, history = None, 0.0, {}  # earlier: training time of a resumed trial's earlier attempts
     memory = PeakRss().start()
     try:
         keras.utils.set_random_seed(seed)
@@ -343,9 +343,7 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
         key = ckpt.fingerprint(point, seed, settings.epochs)
         resumed, note = resume(model, Path(checkpoint) if checkpoint else None, key)
         if verbose:
-            print(progress.trial_start_line(tid, settings.max_evals, point, params=model.count_params()), flush=True)
-            if note or resumed:
-                print(f"    {note or f'resumed from its checkpoint after epoch {resumed.epochs_done}'}", flush=True)
+            _announce(tid, settings, point, model, resumed, note)
         pruning = prune_callback(should_prune) if should_prune is not None else None
         if resumed is not None:
             earlier = resumed.seconds
@@ -354,23 +352,15 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
                               log_name=f"trial_{progress.trial_number(tid)}" if tid is not None else None,
                               point=point, pruning=pruning, resumed=resumed,
                               save_to=(Path(checkpoint), key) if checkpoint else None)
-        result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK,
-                  "params": int(model.count_params())}
-        if resumed is not None:
-            result["resumed_from_epoch"] = resumed.epochs_done
-        result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
-        if resumed is not None and resumed.stopping.get("pruned"):  # pruned before its result was recorded
-            result.update(resumed.stopping["pruned"])
-        elif pruning is not None and pruning.decision:
-            result.update(pruned_fields(pruning.decision, result["epochs_run"]))
-        elif settings.save_models:
+        result = _outcome({**base, "params": int(model.count_params())}, history, resumed, pruning)
+        if result["status"] == res.STATUS_OK and settings.save_models:
             result["weights_file"] = _save_model(model, settings.results_dir, result["model_name"])
     except (DatasetError, ConfigError, KeyboardInterrupt):
         raise
     except Exception as exc:  # a trial's own failure: recorded, the search goes on
         result = {**base, "status": res.STATUS_FAIL, "loss": None, "model_name": res.make_model_name(None),
                   "error": _one_line(exc), "error_type": type(exc).__name__,
-                  "traceback": traceback.format_exc(), "history": locals().get("history", {})}
+                  "traceback": traceback.format_exc(), "history": history}
     finally:
         del model
         keras.backend.clear_session()
@@ -378,6 +368,28 @@ def run_trial(point: dict[str, Any], settings: Settings, *, splits: Splits | Non
     result["peak_rss_mb"] = round(memory.stop(), 1)
     result["finished_at"] = time.time()
     result["train_seconds"] = round(result["finished_at"] - started + earlier, 3)
+    return result
+
+
+def _announce(tid: int | None, settings: Settings, point: dict[str, Any], model: keras.Model,
+              resumed: ckpt.Checkpoint | None, note: str) -> None:
+    print(progress.trial_start_line(tid, settings.max_evals, point, params=model.count_params()), flush=True)
+    if note or resumed:
+        print(f"    {note or f'resumed from its checkpoint after epoch {resumed.epochs_done}'}", flush=True)
+
+
+def _outcome(base: dict[str, Any], history: dict[str, list[float]], resumed: ckpt.Checkpoint | None,
+             pruning: Pruning | None) -> dict[str, Any]:
+    """A trained trial's result: ok, or pruned (by the pruner now, or before a resume: then the
+    checkpoint holds the pruner's answer, since the result was never recorded)."""
+    result = {**base, **summarize(history), "history": history, "status": res.STATUS_OK}
+    if resumed is not None:
+        result["resumed_from_epoch"] = resumed.epochs_done
+    result["model_name"] = res.make_model_name(result["fine_best_accuracy"])
+    if resumed is not None and resumed.stopping.get("pruned"):
+        result.update(resumed.stopping["pruned"])
+    elif pruning is not None and pruning.decision:
+        result.update(pruned_fields(pruning.decision, result["epochs_run"]))
     return result
 
 
