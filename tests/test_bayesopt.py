@@ -148,6 +148,9 @@ def test_gp_without_ax_is_a_one_line_error_naming_the_extra(monkeypatch, tmp_pat
 
 # --- the Ax loop on a cheap objective ----------------------------------------------------------
 
+_new_client = ax_loop.new_client
+
+
 def _record(sampler, tid, doc, loss):
     job = p.Job("e", tid, doc=doc)
     if loss is None:
@@ -165,7 +168,7 @@ def test_importing_ax_logs_nothing_to_the_console():
     assert "INFO" not in done.stderr and not done.stdout, done.stderr
 
 
-def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_points(tmp_path):
+def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_points(tmp_path, monkeypatch):
     space_file = tmp_path / "mixed_space.py"
     space_file.write_text("from hks.bayesopt import Choice, Float, Int\n"
                           "SPACE = {'x': Float(-5, 10), 'rate': Float(1e-4, 1.0, log=True), 'units': Int(1, 8), "
@@ -174,6 +177,8 @@ def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_poin
 
     settings = Settings(algo="gp", space=str(space_file), gp_init_trials=3, seed=3, threads=1)
     sampler = AxSampler(settings, load_space(str(space_file)))
+    clients = []  # each suggestion's Ax client, to see what it was told and which of its nodes proposed
+    monkeypatch.setattr(ax_loop, "new_client", lambda *a, **k: clients.append(_new_client(*a, **k)) or clients[-1])
     history = []
 
     def loss(point):
@@ -181,15 +186,44 @@ def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_poin
 
     sobol = sampler.suggest(history, [0, 1, 2, 3])
     assert sobol == sampler.suggest(history, [0, 1, 2, 3])  # quasi-random by trial id: the same on resume
+    assert not clients  # no Ax model before 3 trials have a loss
     for tid, doc in enumerate(sobol):
         point = sampler._point(p.Job("e", tid, doc=doc))
         history.append(_record(sampler, tid, doc, float("nan") if tid == 2 else loss(point)))
-    pending = sampler.suggest(history, [4, 5])  # 3 scored trials: the GP proposes a batch of two
-    points = [sampler._point(p.Job("e", 4 + i, doc=doc)) for i, doc in enumerate(pending)]
-    assert points[0] != points[1]
+    history.append(p.Job("e", 4, doc=sampler.suggest(history, [4])[0]))  # tid 4 stays pending (running)
+    pending_point = sampler._point(history[-1])
+    batch = sampler.suggest(history, [5, 6])  # the GP proposes a batch of two around the pending one
+    told = clients[-1].summarize()
+    assert sorted(told["loss"].dropna()) == sorted(j.result["loss"] for j in history if j.result
+                                                   and j.result["loss"] is not None)  # the failed one left out
+    running = told[told["trial_status"] == "RUNNING"]
+    assert len(running) == 3 and {running.iloc[0][k] == v for k, v in pending_point.items()} == {True}
+    assert list(running["generation_node"].iloc[1:]) == ["MBM"] * 2  # BoTorch's model, not Ax's Sobol or centre
+    points = [sampler._point(p.Job("e", 5 + i, doc=doc)) for i, doc in enumerate(batch)]
+    assert points[0] != points[1] and pending_point not in points
     for point in points:
         assert -5 <= point["x"] <= 10 and 1 <= point["units"] <= 8 and point["kind"] in "abc"
         assert point["size"] in (16, 32, 64, 128)
+
+
+def test_the_gp_proposes_each_single_suggestion_of_a_one_worker_search(tmp_path, monkeypatch):
+    """A sequential search asks one point at a time, each from a fresh client: every one after the start-up
+    points must come from the GP (Ax's own initial nodes would otherwise propose it, every time)."""
+    space_file = tmp_path / "flat.py"
+    space_file.write_text("from hks.bayesopt import Float, Int\nSPACE = {'x': Float(-5, 10), 'units': Int(1, 8)}\n")
+    from hks.space import load_space
+
+    sampler = AxSampler(Settings(algo="gp", space=str(space_file), gp_init_trials=3, seed=3, threads=1),
+                        load_space(str(space_file)))
+    clients = []
+    monkeypatch.setattr(ax_loop, "new_client", lambda *a, **k: clients.append(_new_client(*a, **k)) or clients[-1])
+    history = []
+    for tid in range(6):
+        doc = sampler.suggest(history, [tid])[0]
+        point = sampler._point(p.Job("e", tid, doc=doc))
+        history.append(_record(sampler, tid, doc, (point["x"] - 1) ** 2 + abs(point["units"] - 3)))
+    nodes = [client.summarize()["generation_node"].iloc[-1] for client in clients]
+    assert nodes == ["MBM"] * 3  # trials 3, 4 and 5
 
 
 # --- the real search ---------------------------------------------------------------------------

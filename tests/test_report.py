@@ -21,6 +21,7 @@ from hyperopt import hp
 from needs import unavailable
 from store_fixtures import postgres_url, unique_exp_key
 
+from hks import plotting
 from hks import results as res
 from hks.cli import main
 from hks.config import Settings
@@ -126,6 +127,15 @@ def test_the_page_a_search_writes_at_its_end_gives_the_budget_and_the_retrain_co
     assert command in page  # the flags that find this search, as the console's next: line gives them
 
 
+def test_without_graphviz_the_report_says_why_it_has_no_architecture(search, tmp_path, monkeypatch):
+    monkeypatch.setattr(plotting, "graphviz_available", lambda: False)  # as without dot on the PATH
+    out = tmp_path / "out"
+    settings = search.replace(plots=True)
+    assert main(_report_args(settings, settings.trials_file, out)) == 0
+    page = (out / "report.html").read_text()
+    assert GRAPHVIZ_MISSING in page and "Architecture of the best model" not in set(IMG.findall(page))
+
+
 def test_report_from_results_pkl_embeds_every_trial_and_the_architecture(search, tmp_path, capsys):
     out = tmp_path / "out"
     settings = search.replace(plots=True)
@@ -143,9 +153,9 @@ def test_report_from_results_pkl_embeds_every_trial_and_the_architecture(search,
         assert set(curves) >= {"fine_loss", "val_fine_loss", "fine_accuracy", "val_fine_accuracy"}
     assert data["meta"]["finished"] and data["meta"]["budget"] == 4 and data["meta"]["chance"] == 0.1
     assert f"<title>{settings.experiment_name} \u2014 cifar10: hks search report</title>" in page
-    assert set(IMG.findall(page)) == ({"Architecture of the best model"} if graphviz_available() else set())
     if not graphviz_available():
-        assert GRAPHVIZ_MISSING in page
+        unavailable("graphviz's dot is not installed, so no architecture is drawn (apt-get install graphviz)")
+    assert set(IMG.findall(page)) == {"Architecture of the best model"}
     assert {r["base_lr"] for r in results} == {float(settings.base_lr)}  # what retrain-best needs
     assert {type(r["val_images"]) for r in results} == {int} and "Measured on" in page  # how precise the best is
     best = res.best_result(results)

@@ -362,6 +362,15 @@ def test_gp_runs_on_two_local_workers_and_resumes(tmp_path):
     assert len(logs) == 2 and all("serving experiment" in log.read_text() for log in logs)  # who trains what is timing
     points = {(round(j.result["space"]["x"], 9), j.result["space"]["kind"]) for j in jobs}
     assert len(points) == 6
+    more = subprocess.run([*args[:args.index("--max-evals") + 1], "8", *args[args.index("--max-evals") + 2:]],
+                          cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=400)
+    assert more.returncode == 0, more.stdout[-2000:] + more.stderr[-2000:]
+    assert "resuming search: 6/8 trials done" in more.stdout and "trial 8/8" in more.stdout
+    with open_store(f"sqlite:///{tmp_path / 'results' / 'store.sqlite3'}") as store:
+        resumed = store.load(key)
+    assert [(j.tid, j.result["space"]) for j in resumed[:6]] == [(j.tid, j.result["space"]) for j in jobs]
+    assert len(resumed) == 8 and all(j.state == p.DONE and j.attempts == 1 for j in resumed)  # none trained twice
+    assert len({(round(j.result["space"]["x"], 9), j.result["space"]["kind"]) for j in resumed}) == 8
 
 
 # --- the public API ----------------------------------------------------------------------------------

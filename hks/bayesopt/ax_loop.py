@@ -60,5 +60,9 @@ def new_client(space: FlatSpace, *, seed: int, init_trials: int, name: str, desc
     client = import_ax()(random_seed=seed)
     client.configure_experiment(parameters=to_ax_parameters(space), name=name, description=description)
     client.configure_optimization(objective=f"-{METRIC}")
-    client.configure_generation_strategy(initialization_budget=init_trials, initialization_random_seed=seed)
+    # hks draws the first --gp-init-trials points itself (Sobol by trial id, the same on resume). Ax's default
+    # starts each fresh client at its centre point and Sobol nodes, and the client is rebuilt for every
+    # suggestion, so with those nodes a search one trial at a time never reached the GP.
+    client.configure_generation_strategy(initialization_budget=init_trials, initialization_random_seed=seed,
+                                         initialize_with_center=False)
     return client
