@@ -141,7 +141,9 @@ def test_the_queue_follows_the_idle_live_workers_unless_fixed(store, tmp_path):
 
 def test_an_idle_worker_waits_then_exits_after_its_idle_timeout(store, tmp_path, capsys):
     worker = _worker(store, _settings(tmp_path, idle_timeout=0.5))
+    started = time.monotonic()
     assert worker.run() == 0
+    assert time.monotonic() - started >= 0.5  # it waited for work that long before giving up
     assert "idle for" in capsys.readouterr().out
     assert store.live_workers(worker.exp_key, since=0) == []
 

@@ -283,6 +283,15 @@ def _epochs(count: int, seconds: float, log: list[int], before_epoch=None):
     return objective
 
 
+def _wait_for_heartbeat_to_end(tid: int, timeout: float = 30.0) -> None:
+    """Block until trial ``tid``'s heartbeat thread has returned, which it does right after flagging a lost
+    lease or a passed time limit (the timeout only bounds a failing test)."""
+    deadline = time.monotonic() + timeout
+    while any(t.name == f"heartbeat-{tid}" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the heartbeat never flagged the trial"
+        time.sleep(0.01)
+
+
 def test_a_worker_whose_lease_was_lost_stops_training_at_the_next_epoch(store, tmp_path):
     ran: list[int] = []
     worker = _worker(store, tmp_path, None, lease_seconds=0.4)
@@ -290,12 +299,13 @@ def test_a_worker_whose_lease_was_lost_stops_training_at_the_next_epoch(store, t
     def lose_lease(epoch: int) -> None:
         if epoch == 1:  # as if the heartbeats had stopped reaching the store: the trial is requeued
             store.requeue_expired(worker.exp_key, 3, now=time.time() + 3600)
+            _wait_for_heartbeat_to_end(0)  # its next renewal finds the trial gone and flags the loss
 
     worker.objective = _epochs(200, 0.05, ran, lose_lease)
     store.insert_jobs(_jobs(worker.exp_key, [0]))
     worker.run_job(store.reserve(worker.exp_key, worker.worker_id, 0.4))
     job = store.load(worker.exp_key)[0]
-    assert len(ran) < 200, "the training went on to the end"
+    assert ran == [0, 1], "the training went on past the epoch during which the lease was lost"
     assert (job.state, job.result, worker.trials_run, worker.current) == (p.NEW, None, 0, None)
     assert not list((tmp_path / "results").glob("*.txt.json"))
 
@@ -303,11 +313,15 @@ def test_a_worker_whose_lease_was_lost_stops_training_at_the_next_epoch(store, t
 def test_a_trial_past_its_time_limit_is_failed_once_and_its_training_stopped(store, tmp_path):
     ran: list[int] = []
     worker = _worker(store, tmp_path, None, lease_seconds=0.4, trial_time_limit=0.5)
-    worker.objective = _epochs(400, 0.05, ran)
+    def pass_the_limit(epoch: int) -> None:
+        if epoch == 2:
+            _wait_for_heartbeat_to_end(0)  # it fails the trial once past its 0.5 s
+
+    worker.objective = _epochs(400, 0.05, ran, pass_the_limit)
     store.insert_jobs(_jobs(worker.exp_key, [0]))
     worker.run_job(store.reserve(worker.exp_key, worker.worker_id, 0.4))
     job = store.load(worker.exp_key)[0]
-    assert len(ran) < 400
+    assert ran == [0, 1, 2], "the training went on past the epoch during which the time limit passed"
     assert job.state == p.DONE and job.result["error_type"] == "TrialTimeLimit" and job.result["status"] == "fail"
     files = list((tmp_path / "results").glob("*.txt.json"))
     assert len(files) == 1 and files[0].name.startswith("model_fail_")

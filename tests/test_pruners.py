@@ -262,7 +262,7 @@ def test_sampler_loss_ranks_pruned_trials_below_longer_ones_or_by_their_best():
     ranked = Settings(epochs=9)
     early_good, late_bad = pruned_result(1, 0.6), pruned_result(3, 0.2)
     losses = [pruners.sampler_result(r, ranked)["loss"] for r in (early_good, late_bad)]
-    assert losses[0] > losses[1] > 0 > -0.1          # completed trials have loss -accuracy <= 0
+    assert losses[0] > losses[1] > 0  # above every completed trial, whose loss is -accuracy <= 0
     view = pruners.sampler_result(early_good, ranked)
     assert view["status"] == "ok" and view["pruned"] is True and early_good["status"] == "pruned"
     assert pruners.sampler_result(early_good, ranked.replace(prune_sampler_loss="best"))["loss"] == -0.6

@@ -539,11 +539,17 @@ def test_an_objective_gets_the_arguments_it_declares_by_name_positional_or_not()
     assert seen["settings"] is settings and seen["tid2"] == 5
 
 
-def test_atpe_models_past_its_start_up_trials(tmp_path):
+def test_atpe_models_past_its_start_up_trials(tmp_path, monkeypatch):
+    from hyperopt import atpe
+
+    asked = []  # the trial ids hyperopt's ATPE itself was asked for
+    suggest = atpe.suggest
+    monkeypatch.setattr(atpe, "suggest", lambda new_ids, *a, **k: asked.extend(new_ids) or suggest(new_ids, *a, **k))
     settings = _quick_settings(tmp_path, algo="atpe", n_startup_trials=3, max_evals=6)
     with st.Study(settings, space=QUICK, objective=square) as study:
         results = study.optimize()  # hyperopt's ATPE reads each trial's timestamps once it models
     assert [r["status"] for r in results] == ["ok"] * 6
+    assert asked == [3, 4, 5]  # random start-up points first, then ATPE's own
 
 
 def test_a_space_given_as_an_object_to_a_store_search_is_refused_unless_its_module_name_gives_it(tmp_path):
