@@ -22,6 +22,7 @@ how smooth panning a 10,000-point chart feels, nor how the page behaves on a pho
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -155,8 +156,10 @@ def main(sizes: list[int]) -> int:
             if browser is not None:
                 browser.close()
     print("over a limit: " + ", ".join(over) if over else "every figure within its limit")
-    return 0
+    return 1 if over else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main([int(a) for a in sys.argv[1:]] or [1000, 10_000]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", type=int, nargs="*", default=[1000, 10_000], help="trial counts (default 1000 10000)")
+    sys.exit(main(parser.parse_args().sizes))

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue as queues
 from collections.abc import Callable
 from typing import Any
 
+POLL_SECONDS = 1.0
+
 
 def run_fresh(target: Callable[..., None], *args: Any) -> Any:
-    """Call ``target(*args, queue)`` in a spawned process and return what it put on the queue."""
+    """Call ``target(*args, queue)`` in a spawned process and return what it put on the queue; a process
+    that ends without putting anything (an exception, a kill) raises instead of leaving the caller waiting."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=target, args=(*args, queue))
     process.start()
-    outcome = queue.get()
+    while True:
+        try:
+            outcome = queue.get(timeout=POLL_SECONDS)
+            break
+        except queues.Empty:
+            if not process.is_alive():
+                try:  # it may have put its outcome just before it ended
+                    outcome = queue.get(timeout=POLL_SECONDS)
+                    break
+                except queues.Empty:
+                    raise RuntimeError(f"the measurement's process ended (exit code {process.exitcode}) "
+                                       "without a result: its error is printed above") from None
     process.join()
     return outcome

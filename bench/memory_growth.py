@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does a long in-process search keep its memory flat? A 20-trial search, RSS after every trial.
 
-Runs ``hks search`` in this process's way (``hks.study.run_search``: TPE over the classic space,
+Runs ``hks search`` in this process's way (``hks.study.run_search``: the default sampler over the classic space,
 CIFAR-10 mini archive, plots on as by default) in a fresh process per arm, and prints after each
 trial the search process's resident memory and the trial's own peak (``peak_rss_mb`` of its
 result). All arms see the same trials (same seed). Arms:
@@ -11,8 +11,8 @@ result). All arms see the same trials (same seed). Arms:
 * ``same-process``: trials in the search process (``--trial-process same``; ``--cpu-allocator auto``
   then means the system allocator) and the end-of-trial ``release_memory`` (garbage collection +
   malloc_trim);
-* ``pool``: trials in the search process with TensorFlow's own CPU allocator: what a plain Keras
-  loop over trials gets.
+* ``pool``: trials in the search process with TensorFlow's own CPU allocator, as a plain Keras loop
+  over trials has it (it is hks's search loop, not a user's script: the allocator is what differs).
 
 Goal: after the first 3 trials, growth under 50 MB per trial on average.
 

@@ -23,7 +23,7 @@ halves what every rule loses in the replay, for 30-37 minutes (docs/pruning.md).
 
     python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 27] [--dataset-size 2000]
                             [--val-fraction 0.333]
-                            [--pruners none,asha,asha+pause] [--sampler-loss ranked]
+                            [--pruners none,asha] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
 

@@ -8,7 +8,7 @@ early-stopping patience, nothing trained). Prints, per pruner, how many points o
 loses against keeping every trial and its share of the trial-epochs.
 
     python bench/pruning_replay.py RUN.json [RUN.json ...] [--trials 15] [--trend 0.05]
-                                   [--pruners asha:3:1,asha:4:1,median,hyperband]
+                                   [--pruners asha:3:1,asha:4:1,asha:3:2,median,hyperband]
 
 A pruner is ``name[:eta[:min_epochs]]``; ``pause[:eta[:min_epochs]]`` is ASHA as its paper runs
 it, and as ``--prune asha --prune-pause`` does: a trial waits at its rung and is resumed once it

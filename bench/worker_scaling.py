@@ -32,14 +32,15 @@ sys.path.insert(0, str(ROOT))
 from hks.config import Settings  # noqa: E402
 from hks.experiment import register  # noqa: E402
 from hks.objective import run_trial  # noqa: E402
-from hks.space import SPACE  # noqa: E402
+from hks.space import load_space  # noqa: E402
 from hks.store import open_store  # noqa: E402
 from hks.store import protocol as p  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "cifar-10-mini"
+SPACE = load_space("hks.space", "cifar10")  # the classic space as workers load it: cifar10 has no coarse head
 # hyperopt's assignment (choice indices, values) of a small two-block CNN of the classic space.
 VALS = {"lr_rate_mult": 1.0, "l2_weight_reg_mult": 1.0, "batch_size": 100.0, "optimizer": 0,
-        "coarse_labels_weight": 0.3, "conv_dropout_drop_proba": 0.1, "fc_dropout_drop_proba": 0.3, "use_BN": 0,
+        "conv_dropout_drop_proba": 0.1, "fc_dropout_drop_proba": 0.3, "use_BN": 0,
         "first_conv": 0, "residual": 0, "conv_hiddn_units_mult": 0.6, "nb_conv_pool_layers": 0,
         "conv_pool_res_start_idx": 1.0, "pooling_type": 0, "conv_kernel_size": 3.0, "res_conv_kernel_size": 3.0,
         "fc_units_1_mult": 0.6, "one_more_fc": 0, "activation": 0}
@@ -64,12 +65,14 @@ def measure(workers: int, args: argparse.Namespace, folder: Path) -> dict[str, f
         command = [sys.executable, "-m", "hks.worker", "--store", url, "--experiment-name", exp_key, "--threads", "1",
                    "--data-dir", str(args.data_dir), "--no-download", "--results-dir", settings.results_dir]
         started = time.perf_counter()
-        procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-                 for _ in range(workers)]
+        logs = [folder / f"worker{workers}-{i}.log" for i in range(workers)]
+        procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+                 for log in logs]
         try:
             while store.count(exp_key, p.FINAL_STATES) < args.trials:
                 if all(proc.poll() is not None for proc in procs):
-                    raise SystemExit("every worker exited early: run one by hand to see why")
+                    raise SystemExit("every worker exited early; the last lines of the first one's output:\n"
+                                     + "\n".join(logs[0].read_text(errors="replace").splitlines()[-5:]))
                 print(f"\r  {workers} worker(s): {store.count(exp_key, p.FINAL_STATES)}/{args.trials} trials",
                       end="", flush=True)
                 time.sleep(1.0)
