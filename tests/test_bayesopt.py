@@ -292,3 +292,22 @@ def test_gp_searches_a_flat_space_named_by_its_module_not_gp_space(tmp_path, mon
     study = hks.optimize(_flat_loss, "my_flat", max_evals=3, storage=":memory:", algo="gp", gp_init_trials=2,
                          threads=1, results_dir=str(tmp_path / "r"))
     assert [set(r["space"]) for r in study.results] == [{"x", "kind"}] * 3 and study.settings.space == "my_flat"
+
+
+def test_the_gp_takes_trials_whose_choice_among_floats_and_ints_is_an_int(tmp_path):
+    """``Choice([0.001, 0.1, 1])`` is a float parameter in Ax, which refused the int 1 once the GP modelled."""
+    from hks.samplers.ax_gp import job_doc
+
+    space_file = tmp_path / "rates.py"
+    space_file.write_text("from hks.bayesopt import Choice, Float\n"
+                          "SPACE = {'rate': Choice([0.001, 0.1, 1]), 'x': Float(0, 1)}\n")
+    from hks.space import load_space
+
+    sampler = AxSampler(Settings(algo="gp", space=str(space_file), gp_init_trials=3, seed=1, threads=1),
+                        load_space(str(space_file)))
+    points = [{"rate": 1, "x": 0.2}, {"rate": 0.1, "x": 0.5}, {"rate": 1, "x": 0.9}, {"rate": 0.001, "x": 0.4}]
+    history = [_record(sampler, tid, job_doc(sampler.flat, tid, point), point["x"]) for tid, point in enumerate(points)]
+    history.append(p.Job("e", 4, doc=job_doc(sampler.flat, 4, {"rate": 1, "x": 0.7})))  # pending, with the int too
+    [doc] = sampler.suggest(history, [5])
+    point = sampler._point(p.Job("e", 5, doc=doc))
+    assert point["rate"] in (0.001, 0.1, 1) and 0 <= point["x"] <= 1

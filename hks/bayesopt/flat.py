@@ -140,6 +140,18 @@ def to_ax_parameters(space: FlatSpace) -> list[Any]:
     return configs
 
 
+def to_ax_point(space: FlatSpace, point: Mapping[str, Any]) -> dict[str, Any]:
+    """``point`` with each value of the type its Ax parameter has (:func:`to_ax_parameters`): a choice
+    among floats and ints, such as ``[0.001, 0.1, 1]``, is a float parameter, which Ax refuses an int for."""
+    out = dict(point)
+    for name, p in space.items():
+        if name in out and (isinstance(p, Float) or (isinstance(p, Choice) and p.kind == "float")):
+            out[name] = float(out[name])
+        elif name in out and isinstance(p, Int):
+            out[name] = int(out[name])
+    return out
+
+
 def to_hyperopt(space: FlatSpace) -> dict[str, Any]:
     """The same space as hyperopt expressions (ints stay ints, ordered choices keep their order)."""
     from hyperopt import hp

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hks.bayesopt.flat import Choice, FlatSpace, Float, Int, check_flat_space
+from hks.bayesopt.flat import Choice, FlatSpace, Float, Int, check_flat_space, to_ax_point
 from hks.config import Settings
 from hks.samplers.base import Sampler, finite_loss, pending, scored
 from hks.seeding import trial_seed
@@ -92,6 +92,9 @@ class AxSampler(Sampler):
 
         return space_eval(self.hyperopt_space, job.vals())
 
+    def _ax_point(self, job: p.Job) -> dict[str, Any]:
+        return to_ax_point(self.flat, self._point(job))
+
     def _gp(self, history: list[p.Job], tids: list[int]) -> list[dict[str, Any]]:
         from hks.bayesopt.ax_loop import limit_threads, new_client
 
@@ -99,9 +102,9 @@ class AxSampler(Sampler):
         client = new_client(self.flat, seed=trial_seed(self.seed, tids[0]), init_trials=self.init_trials,
                             name="hks")
         for job in scored(history):
-            client.complete_trial(client.attach_trial(self._point(job)), raw_data={METRIC: finite_loss(job)})
+            client.complete_trial(client.attach_trial(self._ax_point(job)), raw_data={METRIC: finite_loss(job)})
         for job in pending(history):
-            client.attach_trial(self._point(job))
+            client.attach_trial(self._ax_point(job))
         from hks.bayesopt.ax_loop import SuggestionError
 
         try:
