@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,9 @@ def test_benchmark_table_has_a_row_per_algo_and_budget_and_gp_stops_at_its_budge
     assert main(["--problems", "branin", "--algos", "anneal", "--seeds", "2", "--budgets", "5,10"]) == 0
     out = capsys.readouterr().out
     table = out[out.index("problem "):].splitlines()
-    assert [line.split()[:3] for line in table[2:]] == [["branin", "rand", "2"], ["branin", "anneal", "2"]]
+    assert [line.split()[:3] for line in takewhile(bool, table[2:])] == [["branin", "rand", "2"],
+                                                                        ["branin", "anneal", "2"]]
+    assert out.rstrip().endswith("held out from every tuning run.")  # what the numbers do not show
 
 
 def test_saved_runs_of_two_seed_sets_pool_into_one_table_and_conflicting_files_are_refused(tmp_path, capsys):
@@ -76,14 +79,15 @@ def test_saved_runs_of_two_seed_sets_pool_into_one_table_and_conflicting_files_a
     assert main(["--budgets", "5,10", "--load-runs", str(first), str(second)]) == 0
     out = capsys.readouterr().out
     table = out[out.index("problem "):].splitlines()
-    assert [line.split()[:3] for line in table[2:]] == [["branin", "rand", "4"], ["branin", "anneal", "4"]]
+    assert [line.split()[:3] for line in takewhile(bool, table[2:])] == [["branin", "rand", "4"],
+                                                                        ["branin", "anneal", "4"]]
     pooled = load_runs([first, second])["branin"]["anneal"]
     assert sorted(pooled) == [0, 1, 2, 3] and all(len(curve) == 10 for curve in pooled.values())
     assert pooled[3] == _one_run(("branin", "anneal", 10, 3))[0]  # a saved curve is the run itself
 
     assert main(["--budgets", "10", "--load-runs", str(first), "--algos", "anneal", "--problems", "branin"]) == 0
     table = capsys.readouterr().out.split("problem ")[1].splitlines()
-    assert [line.split()[1] for line in table[2:]] == ["rand", "anneal"]  # rand stays: the ratios need it
+    assert [line.split()[1] for line in takewhile(bool, table[2:])] == ["rand", "anneal"]  # the ratios need rand
     with pytest.raises(SystemExit, match="saved runs have no algorithm tpe .they hold rand, anneal"):
         main(["--load-runs", str(first), "--algos", "tpe"])
 
