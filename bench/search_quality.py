@@ -6,7 +6,8 @@ atpe when its dependencies are installed, Ax GP through :mod:`hks.bayesopt.ax_lo
 Optuna's default sampler as shipped, for reference) minimises each problem of ``bench/problems.py`` once
 per seed. ``tpe-8``, ``optuna-8`` and ``mtpe-8`` run the same with 8 trials pending at a time, as with 8
 asynchronous workers (what a user with 8 workers gets from each); ``mtpe-P[knob=value,...]``: mtpe with P
-pending and its knobs overridden, for ablations.
+pending and its knobs overridden, for ablations. ``hyperopt`` and ``hyperopt-8`` are hyperopt's TPE as shipped
+(``fmin``'s own loop, untouched by hks), where ``tpe`` is hyperopt's TPE as ``--algo tpe`` runs it.
 Printed per (problem, algorithm, budget):
 
 * the median best-so-far objective after that many evaluations, over the seeds (with a noisy problem,
@@ -146,6 +147,39 @@ def hyperopt_runner(algo: str, pending: int = 1) -> Runner:
     return run
 
 
+def fmin_runner(pending: int = 1) -> Runner:
+    """hyperopt's TPE as shipped, untouched by hks: ``tpe.suggest`` with its defaults over a plain hyperopt
+    ``Trials``, seeded per call as ``fmin`` seeds it, ``pending`` trials out at a time. Pending trials stay
+    in ``Trials`` as running, as ``fmin``'s asynchronous back-ends (MongoTrials, SparkTrials) leave them:
+    TPE's start-up counts them, and its model leaves them out."""
+    def run(problem: Problem, budget: int, seed: int) -> list[Reading]:
+        from hyperopt import JOB_STATE_DONE, JOB_STATE_RUNNING, STATUS_OK, Domain, Trials, space_eval, tpe
+
+        space = problem.hyperopt()
+        domain, trials, rstate = Domain(lambda _: 0.0, space), Trials(), np.random.default_rng(seed)
+
+        def ask(count: int) -> None:
+            docs = tpe.suggest(trials.new_trial_ids(count), domain, trials, rstate.integers(2**31 - 1))
+            for doc in docs:
+                doc["state"] = JOB_STATE_RUNNING
+            trials.insert_trial_docs(docs)
+            trials.refresh()
+
+        ask(min(pending, budget))
+        readings: list[Reading] = []
+        while len(readings) < budget:
+            doc = trials.trials[len(readings)]  # the oldest pending trial finishes first
+            point = space_eval(space, {label: vals[0] for label, vals in doc["misc"]["vals"].items() if vals})
+            readings.append(read(problem, point, seed, len(readings)))
+            doc["state"], doc["result"] = JOB_STATE_DONE, {"status": STATUS_OK, "loss": readings[-1][0]}
+            trials.refresh()
+            if len(trials.trials) < budget:
+                ask(1)
+        return readings
+
+    return run
+
+
 def gp_runner(problem: Problem, budget: int, seed: int) -> list[Reading]:
     """``--algo gp``'s sampler (Sobol start-up by trial id, then Ax's GP) on the problem's flat space."""
     from hks.bayesopt.flat import to_hyperopt
@@ -198,6 +232,7 @@ def mtpe_runner(pending: int, knobs: dict[str, Any]) -> Runner:
 ALGORITHMS: dict[str, Runner] = {name: hyperopt_runner(name) for name in ("tpe", "rand", "anneal", "atpe", "mtpe")}
 ALGORITHMS["optuna"] = optuna_runner()
 ALGORITHMS.update({"tpe-8": hyperopt_runner("tpe", 8), "optuna-8": optuna_runner(8), "mtpe-8": mtpe_runner(8, {})})
+ALGORITHMS.update({"hyperopt": fmin_runner(), "hyperopt-8": fmin_runner(8)})  # hyperopt as shipped
 ALGORITHMS["gp"] = gp_runner
 
 

@@ -187,3 +187,17 @@ def test_noisy_runs_tell_samplers_readings_drawn_alike_for_every_algorithm_and_s
     for by_seed in runs["conv_blocks_noisy"].values():
         for incumbents in by_seed.values():
             assert len(incumbents) == 15 and min(incumbents) >= problem.optimum
+
+
+def test_the_hyperopt_arm_is_hyperopt_fmin_as_shipped_and_also_runs_8_at_a_time():
+    from hyperopt import Trials, fmin, tpe
+
+    from bench.search_quality import ALGORITHMS
+
+    problem = pb.PROBLEMS["branin"]()
+    trials = Trials()
+    fmin(problem.objective, problem.hyperopt(), algo=tpe.suggest, max_evals=30, trials=trials,
+         rstate=np.random.default_rng(4), show_progressbar=False)
+    assert [r[0] for r in ALGORITHMS["hyperopt"](problem, 30, 4)] == [t["result"]["loss"] for t in trials.trials]
+    parallel = ALGORITHMS["hyperopt-8"](problem, 30, 4)
+    assert len(parallel) == 30 and len({r[0] for r in parallel}) == 30  # 8 at a time, every point a new one
