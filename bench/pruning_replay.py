@@ -8,7 +8,11 @@ early-stopping patience, nothing trained). Prints, per pruner, how many points o
 loses against keeping every trial and its share of the trial-epochs.
 
     python bench/pruning_replay.py RUN.json [RUN.json ...] [--trials 15] [--trend 0.05]
-                                   [--pruners asha:3:1,asha:4:1,asha:3:2,median,hyperband]
+                                   [--pruners asha:3:1,asha:4:1,asha:3:2,median,hyperband,optuna-median,...]
+
+The baseline is what an Optuna user gets: ``optuna-median``, ``optuna-sha`` and ``optuna-hyperband`` are
+Optuna's ``MedianPruner``, ``SuccessiveHalvingPruner`` and ``HyperbandPruner`` as shipped (default settings),
+asked through Optuna's own study on the same draws.
 
 A pruner is ``name[:eta[:min_epochs]]``; ``pause[:eta[:min_epochs]]`` is ASHA as its paper runs
 it, and as ``--prune asha --prune-pause`` does: a trial waits at its rung and is resumed once it
@@ -30,6 +34,7 @@ import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,6 +44,7 @@ from hks.config import Settings  # noqa: E402
 from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
 
 PAUSE = "pause"  # ASHA with pauses and promotions (--prune-pause)
+OPTUNA = "optuna-"  # Optuna's pruners as shipped: optuna-median, optuna-sha, optuna-hyperband
 
 
 def patience_cut(values: Sequence[float], patience: int) -> list[float]:
@@ -117,9 +123,45 @@ def _next_promotion(cut: list[list[float]], paused: dict[int, list[int]], resume
     return None
 
 
+def optuna_pruner(name: str) -> Callable[[], Any]:
+    """A maker of Optuna's pruner ``name`` as shipped, with its default settings."""
+    import optuna
+
+    return {"median": optuna.pruners.MedianPruner, "sha": optuna.pruners.SuccessiveHalvingPruner,
+            "hyperband": optuna.pruners.HyperbandPruner}[name]
+
+
+def replay_optuna(make: Callable[[], Any], curves: Sequence[Sequence[float]], patience: int) -> tuple[float, int]:
+    """:func:`replay` with an Optuna pruner as shipped, through Optuna's ask-and-tell: each epoch's accuracy
+    is reported, and ``should_prune`` asked, as an Optuna user's training loop does."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=make())
+    best, epochs = 0.0, 0
+    for curve in curves:
+        trial, values, pruned = study.ask(), [], False
+        for step, value in enumerate(patience_cut(curve, patience)):
+            values.append(value)
+            trial.report(value, step)
+            if trial.should_prune():
+                pruned = True
+                break
+        epochs += len(values)
+        if pruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, max(values))
+            best = max(best, *values)
+    return best, epochs
+
+
 def replayer(spec: str, epochs: int) -> Callable[[Sequence[Sequence[float]], int], tuple[float, int]]:
-    """``replay(curves, patience)`` for a pruner spec (see the module's doc), ``pause`` included."""
+    """``replay(curves, patience)`` for a pruner spec (see the module's doc), ``pause`` and Optuna's included."""
     name, _, knobs = spec.partition(":")
+    if name.startswith(OPTUNA):
+        make = optuna_pruner(name[len(OPTUNA):])
+        return lambda curves, patience: replay_optuna(make, curves, patience)
     if name == PAUSE:  # ASHA's rungs and eta, read as asha's spec would be
         asha = pruner_of(f"asha:{knobs}" if knobs else "asha", epochs)
         return lambda curves, patience: replay_paused(curves, patience, asha.eta, asha.rungs, epochs)
@@ -146,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--draws", type=int, default=400, help="replayed searches per pruner")
     parser.add_argument("--trend", type=float, default=0.0, help="noise sd of the 'later trials are better' order")
-    parser.add_argument("--pruners", default="asha:3:1,asha:4:1,asha:3:2,median,hyperband")
+    parser.add_argument("--pruners", default="asha:3:1,asha:4:1,asha:3:2,median,hyperband,"
+                        "optuna-median,optuna-sha,optuna-hyperband")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     pool = [curve for path in args.runs for run in json.loads(path.read_text()) if run["prune"] == "none"

@@ -79,3 +79,13 @@ def test_a_trial_that_ends_on_a_rung_counts_there_and_is_not_resumed():
     flat = [0.05, 0.05, 0.06, 0.06, 0.07, 0.07]
     best, epochs = replay_paused([ends_at_3, rising, flat], patience=2, eta=3, rungs=[3], epochs=6)
     assert (best, epochs) == (0.50, 3 + 3 + 3)  # it holds the rung's one slot; the others wait
+
+
+def test_optunas_median_pruner_as_shipped_stops_a_trial_below_the_median_once_five_have_completed():
+    from bench.pruning_replay import optuna_pruner, replay_optuna, replayer
+
+    good = [[0.30 + 0.01 * i + 0.02 * e for e in range(6)] for i in range(5)]
+    bad = [0.05, 0.50, 0.60, 0.70, 0.80, 0.90]  # would have been the best, had it gone on
+    assert replay_optuna(optuna_pruner("median"), [*good, bad], patience=3) == (max(good[-1]), 5 * 6 + 1)
+    assert replay_optuna(optuna_pruner("median"), [bad, *good], patience=3) == (0.90, 6 * 6)  # no median yet
+    assert replayer("optuna-median", 6)([*good, bad], 3) == (max(good[-1]), 5 * 6 + 1)  # the spec names it
