@@ -32,6 +32,7 @@ import json
 import random
 import statistics
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,10 @@ def replay_optuna(make: Callable[[], Any], curves: Sequence[Sequence[float]], pa
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=make())
+    # Optuna's Hyperband assigns brackets by a checksum of the study's name: named by the draw, the replay is
+    # the same on every run, and each draw still gets its own assignment, as each user's study does.
+    name = f"replay-{zlib.crc32(repr(list(map(list, curves))).encode())}"
+    study = optuna.create_study(study_name=name, direction="maximize", pruner=make())
     best, epochs = 0.0, 0
     for curve in curves:
         trial, values, pruned = study.ask(), [], False
@@ -205,12 +209,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_epochs = statistics.mean(e for _, e in unpruned)
     print(f"{len(pool)} measured curves, {args.draws} draws of {args.trials} trials, patience {args.patience}, "
           f"trend {args.trend}; best without pruning {statistics.mean(b for b, _ in unpruned):.4f} on average")
-    print(f"{'pruner':<14} {'points lost (mean)':>18} {'draws losing > 1 point':>23} {'trial-epochs x none':>20}")
-    for spec in args.pruners.split(","):
+    specs = args.pruners.split(",")
+    width = max(14, *map(len, specs))
+    print(f"{'pruner':<{width}} {'points lost (mean)':>18} {'draws losing > 1 point':>23} {'trial-epochs x none':>20}")
+    for spec in specs:
         run = replayer(spec, args.epochs)
         results = [run(draw, args.patience) for draw in draws]
         lost = [100 * (b0 - b) for (b, _), (b0, _) in zip(results, unpruned)]
-        print(f"{spec:<14} {statistics.mean(lost):>18.2f} {sum(x > 1 for x in lost) / len(lost):>23.2f} "
+        print(f"{spec:<{width}} {statistics.mean(lost):>18.2f} {sum(x > 1 for x in lost) / len(lost):>23.2f} "
               f"{statistics.mean(e for _, e in results) / base_epochs:>20.2f}")
     return 0
 
