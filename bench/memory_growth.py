@@ -90,14 +90,14 @@ def _plain_arm(args: argparse.Namespace, queue: multiprocessing.queues.Queue) ->
     import numpy as np
     import tensorflow as tf
     from hyperopt.pyll.stochastic import sample
-    from train_throughput import _load_cifar10  # the plain script's own loader (bench/, beside this script)
+    from train_throughput import load_cifar10  # the plain script's own loader (bench/, beside this script)
 
     from hks.memory import rss_mb
     from hks.model import build_model
     from hks.space import load_space
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    (x, y), _ = _load_cifar10(args.data_dir)
+    (x, y), _ = load_cifar10(args.data_dir)
     x, y = x[:args.dataset_size], y[:args.dataset_size]
     space, rng, rows = load_space("hks.space", "cifar10"), np.random.default_rng(args.seed), []
     for trial in range(args.trials):

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import multiprocessing.queues
 
+    import numpy as np
+
     from hks.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +65,7 @@ def _rates(n_images: int, stamps: list[tuple[float, float]]) -> tuple[float, flo
     return n_images / _epoch_seconds(stamps, 0), n_images / _epoch_seconds(stamps, 1)
 
 
-def _load_cifar10(data_dir: Path):
+def load_cifar10(data_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The plain script's own loader: the official archive's pickled batches, as a user writes it."""
     import pickle
     import tarfile
@@ -122,7 +124,7 @@ def _run_plain(args: argparse.Namespace, queue: multiprocessing.queues.Queue) ->
         gpus = tf.config.list_physical_devices("GPU")
         major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0] if gpus else 0
         keras.config.set_dtype_policy("mixed_float16" if 7 <= major < 8 else "mixed_bfloat16")
-    (x_train, y_train), (x_val, y_val) = _load_cifar10(args.data_dir)
+    (x_train, y_train), (x_val, y_val) = load_cifar10(args.data_dir)
     model = _plain_model()
     if args.jit != "auto":
         model.jit_compile = args.jit == "on"
