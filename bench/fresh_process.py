@@ -18,16 +18,13 @@ def run_fresh(target: Callable[..., None], *args: Any) -> Any:
     process = ctx.Process(target=target, args=(*args, queue))
     process.start()
     while True:
+        ended = not process.is_alive()  # looked at before the wait: what it put before ending is still read
         try:
             outcome = queue.get(timeout=POLL_SECONDS)
             break
         except queues.Empty:
-            if not process.is_alive():
-                try:  # it may have put its outcome just before it ended
-                    outcome = queue.get(timeout=POLL_SECONDS)
-                    break
-                except queues.Empty:
-                    raise RuntimeError(f"the measurement's process ended (exit code {process.exitcode}) "
-                                       "without a result: its error is printed above") from None
+            if ended:
+                raise RuntimeError(f"the measurement's process ended (exit code {process.exitcode}) "
+                                   "without a result: its error is printed above") from None
     process.join()
     return outcome

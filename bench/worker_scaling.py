@@ -66,8 +66,8 @@ def measure(workers: int, args: argparse.Namespace, folder: Path) -> dict[str, f
                    "--data-dir", str(args.data_dir), "--no-download", "--results-dir", settings.results_dir]
         started = time.perf_counter()
         logs = [folder / f"worker{workers}-{i}.log" for i in range(workers)]
-        procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-                 for log in logs]
+        outputs = [log.open("w") for log in logs]
+        procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT) for out in outputs]
         try:
             while store.count(exp_key, p.FINAL_STATES) < args.trials:
                 if all(proc.poll() is not None for proc in procs):
@@ -80,8 +80,9 @@ def measure(workers: int, args: argparse.Namespace, folder: Path) -> dict[str, f
         finally:
             for proc in procs:
                 proc.terminate()
-            for proc in procs:
+            for proc, out in zip(procs, outputs):
                 proc.wait()
+                out.close()
         jobs = store.load(exp_key)
     failed = [job.result.get("error") for job in jobs if job.result.get("status") != "ok"]
     if failed:
