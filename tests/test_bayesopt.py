@@ -148,7 +148,12 @@ def test_gp_without_ax_is_a_one_line_error_naming_the_extra(monkeypatch, tmp_pat
 
 # --- the Ax loop on a cheap objective ----------------------------------------------------------
 
-_new_client = ax_loop.new_client
+@pytest.fixture
+def ax_clients(monkeypatch) -> list:
+    """Each suggestion's Ax client, as the sampler built it: what it was told and which of its nodes proposed."""
+    clients, new_client = [], ax_loop.new_client
+    monkeypatch.setattr(ax_loop, "new_client", lambda *a, **k: clients.append(new_client(*a, **k)) or clients[-1])
+    return clients
 
 
 def _record(sampler, tid, doc, loss):
@@ -168,7 +173,7 @@ def test_importing_ax_logs_nothing_to_the_console():
     assert "INFO" not in done.stderr and not done.stdout, done.stderr
 
 
-def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_points(tmp_path, monkeypatch):
+def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_points(tmp_path, ax_clients):
     space_file = tmp_path / "mixed_space.py"
     space_file.write_text("from hks.bayesopt import Choice, Float, Int\n"
                           "SPACE = {'x': Float(-5, 10), 'rate': Float(1e-4, 1.0, log=True), 'units': Int(1, 8), "
@@ -177,8 +182,6 @@ def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_poin
 
     settings = Settings(algo="gp", space=str(space_file), gp_init_trials=3, seed=3, threads=1)
     sampler = AxSampler(settings, load_space(str(space_file)))
-    clients = []  # each suggestion's Ax client, to see what it was told and which of its nodes proposed
-    monkeypatch.setattr(ax_loop, "new_client", lambda *a, **k: clients.append(_new_client(*a, **k)) or clients[-1])
     history = []
 
     def loss(point):
@@ -186,14 +189,14 @@ def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_poin
 
     sobol = sampler.suggest(history, [0, 1, 2, 3])
     assert sobol == sampler.suggest(history, [0, 1, 2, 3])  # quasi-random by trial id: the same on resume
-    assert not clients  # no Ax model before 3 trials have a loss
+    assert not ax_clients  # no Ax model before 3 trials have a loss
     for tid, doc in enumerate(sobol):
         point = sampler._point(p.Job("e", tid, doc=doc))
         history.append(_record(sampler, tid, doc, float("nan") if tid == 2 else loss(point)))
     history.append(p.Job("e", 4, doc=sampler.suggest(history, [4])[0]))  # tid 4 stays pending (running)
     pending_point = sampler._point(history[-1])
     batch = sampler.suggest(history, [5, 6])  # the GP proposes a batch of two around the pending one
-    told = clients[-1].summarize()
+    told = ax_clients[-1].summarize()
     assert sorted(told["loss"].dropna()) == sorted(j.result["loss"] for j in history if j.result
                                                    and j.result["loss"] is not None)  # the failed one left out
     running = told[told["trial_status"] == "RUNNING"]
@@ -206,7 +209,7 @@ def test_the_gp_sampler_goes_from_sobol_to_the_gp_with_failures_and_pending_poin
         assert point["size"] in (16, 32, 64, 128)
 
 
-def test_the_gp_proposes_each_single_suggestion_of_a_one_worker_search(tmp_path, monkeypatch):
+def test_the_gp_proposes_each_single_suggestion_of_a_one_worker_search(tmp_path, ax_clients):
     """A sequential search asks one point at a time, each from a fresh client: every one after the start-up
     points must come from the GP (Ax's own initial nodes would otherwise propose it, every time)."""
     space_file = tmp_path / "flat.py"
@@ -215,14 +218,12 @@ def test_the_gp_proposes_each_single_suggestion_of_a_one_worker_search(tmp_path,
 
     sampler = AxSampler(Settings(algo="gp", space=str(space_file), gp_init_trials=3, seed=3, threads=1),
                         load_space(str(space_file)))
-    clients = []
-    monkeypatch.setattr(ax_loop, "new_client", lambda *a, **k: clients.append(_new_client(*a, **k)) or clients[-1])
     history = []
     for tid in range(6):
         doc = sampler.suggest(history, [tid])[0]
         point = sampler._point(p.Job("e", tid, doc=doc))
         history.append(_record(sampler, tid, doc, (point["x"] - 1) ** 2 + abs(point["units"] - 3)))
-    nodes = [client.summarize()["generation_node"].iloc[-1] for client in clients]
+    nodes = [client.summarize()["generation_node"].iloc[-1] for client in ax_clients]
     assert nodes == ["MBM"] * 3  # trials 3, 4 and 5
 
 
