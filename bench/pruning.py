@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""Pruning against no pruning: the same TPE search, trial budget and seeds, with each pruner.
+"""Pruning against no pruning and against Optuna's pruning: the same trial budget and seeds, with each pruner.
 
-Every search is hks's own in-process search (``hks.Study``: the TPE sampler, the oracle, in-memory
+The baseline is what a user would otherwise run: ``none`` (hks's TPE without pruning) and
+``optuna-median``, Optuna's default sampler and default pruner as shipped (``MedianPruner``; also
+``optuna-sha``, ``optuna-hyperband``, ``optuna-none``), asked through Optuna's own study over the same
+space, each of its trials trained by the same code, data and seeds as hks's (see :func:`run_optuna_search`).
+
+Every hks search is hks's own in-process search (``hks.Study``: the TPE sampler, the oracle, in-memory
 storage) over a small space on the CIFAR-10 mini archive, each trial :func:`hks.objective.run_trial`
 with real TensorFlow training. With a pruner, the oracle asks it after every epoch with the other
 trials' curves as stored, and the sampler sees :func:`hks.pruners.sampler_result` of a pruned trial.
@@ -37,10 +42,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +58,7 @@ from hks.config import Settings, parse_count_or_auto  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "data" / "cifar-10-mini"
 EPOCHS = 27  # --epochs of every trial: ASHA's rungs at 1, 3 and 9 epochs with eta 3
+OPTUNA = "optuna-"  # Optuna's TPE and a pruner of its as shipped: optuna-median (its default), -sha, -hyperband, -none
 
 
 def small_space() -> dict:
@@ -110,14 +117,76 @@ def run_search(settings: Settings, space: dict) -> SearchRun:
     return run
 
 
+def optuna_pruner(name: str) -> Callable[[], Any]:
+    """A maker of Optuna's pruner ``name`` as shipped, with its default settings (``none``: no pruning)."""
+    import optuna
+
+    return {"median": optuna.pruners.MedianPruner, "sha": optuna.pruners.SuccessiveHalvingPruner,
+            "hyperband": optuna.pruners.HyperbandPruner, "none": optuna.pruners.NopPruner}[name]
+
+
+def run_optuna_search(settings: Settings, space: dict, name: str) -> SearchRun:
+    """What an Optuna user runs instead: Optuna's default sampler (TPE, seeded) and its pruner ``name``
+    (after ``optuna-``) as shipped, asked define-by-run over the same space through ask and tell. Each
+    trial is trained by the same :func:`hks.objective.run_trial` as hks's searches (same data, seeds,
+    epochs and patience), reporting the validation accuracy after every epoch and asking
+    ``should_prune``, as Optuna's Keras pruning callback does; only the search and pruning differ."""
+    import contextlib
+    import io
+    import zlib
+
+    import optuna
+    from hyperopt import space_eval
+
+    from hks.objective import run_trial, splits_for
+    from hks.pruners import MONITOR
+    from hks.samplers.optuna_space import ask_values, translate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    params, splits = translate(space), splits_for(settings)
+    # Optuna's Hyperband assigns brackets by a checksum of the study's name: named by the seed, a rerun is the same
+    study = optuna.create_study(study_name=f"pruning-{zlib.crc32(f'{name}-{settings.seed}'.encode())}",
+                                direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.seed),
+                                pruner=optuna_pruner(name[len(OPTUNA):])())
+    run, started = SearchRun(name, settings.seed), time.time()
+    for tid in range(settings.max_evals):
+        trial = study.ask()
+        point = space_eval(space, ask_values(trial, params))
+
+        def should_prune(epoch: int, logs: dict[str, float], trial: optuna.Trial = trial) -> bool:
+            trial.report(logs[MONITOR], epoch)
+            return trial.should_prune()
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = run_trial(point, settings, splits=splits, tid=tid, should_prune=should_prune, verbose=False)
+        run.curves.append(list((result.get("history") or {}).get(MONITOR, [])))
+        if result["status"] == "ok":
+            study.tell(trial, result["fine_best_accuracy"])
+            run.best = max(run.best, result["fine_best_accuracy"])
+        else:
+            run.pruned += result["status"] == "pruned"
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED if result["status"] == "pruned"
+                       else optuna.trial.TrialState.FAIL)
+        run.progress.append((time.time() - started, run.best))
+    run.wall = time.time() - started
+    run.trial_epochs = sum(map(len, run.curves))
+    return run
+
+
 def pruner_settings(base: Settings, name: str, seed: int) -> Settings:
-    """The settings of one search: ``name`` is a ``--prune`` value, ``+pause`` adding ``--prune-pause``."""
+    """The settings of one search: ``name`` is a ``--prune`` value, ``+pause`` adding ``--prune-pause``
+    (an Optuna arm runs with hks's pruning off: Optuna's pruner decides)."""
     prune, _, pause = name.partition("+")
+    prune = "none" if name.startswith(OPTUNA) else prune
     return base.replace(prune=prune, prune_pause=pause == "pause", seed=seed, experiment_name=f"{name}_{seed}")
 
 
-def search_small_space(settings: Settings) -> SearchRun:
-    """:func:`run_search` over :func:`small_space`, in a pool's process (hyperopt spaces do not pickle)."""
+def search_small_space(job: tuple[str, Settings]) -> SearchRun:
+    """One search over :func:`small_space`, hks's or an Optuna arm's, in a pool's process (hyperopt spaces
+    do not pickle)."""
+    name, settings = job
+    if name.startswith(OPTUNA):
+        return run_optuna_search(settings, small_space(), name)
     return run_search(settings, small_space())
 
 
@@ -126,7 +195,7 @@ def summary_rows(runs: list[SearchRun], names: Sequence[str]) -> list[str]:
     target = statistics.mean(r.best for r in base) if base else None
     base_epochs = statistics.mean(r.trial_epochs for r in base) if base else None
     base_wall = statistics.mean(r.wall for r in base) if base else None
-    rows = [f"{'pruner':<10} {'best val acc mean +- sd [min-max]':<34} {'trial-epochs':>12} {'x none':>7} "
+    rows = [f"{'pruner':<16} {'best val acc mean +- sd [min-max]':<34} {'trial-epochs':>12} {'x none':>7} "
             f"{'wall s':>7} {'x none':>7} {'pruned':>7}  reached unpruned mean best"]
     for name in names:
         mine = [r for r in runs if r.prune == name]
@@ -135,7 +204,7 @@ def summary_rows(runs: list[SearchRun], names: Sequence[str]) -> list[str]:
         epochs, wall = statistics.mean(r.trial_epochs for r in mine), statistics.mean(r.wall for r in mine)
         reached = [t for r in mine if target is not None and (t := r.time_to_reach(target)) is not None]
         when = f"{len(reached)}/{len(mine)} seeds" + (f", median {statistics.median(reached):.0f}s" if reached else "")
-        rows.append(f"{name:<10} {statistics.mean(bests):.4f} +- {spread:.4f} [{min(bests):.4f}-{max(bests):.4f}]"
+        rows.append(f"{name:<16} {statistics.mean(bests):.4f} +- {spread:.4f} [{min(bests):.4f}-{max(bests):.4f}]"
                     f"{'':<4} {epochs:>12.1f} {_ratio(epochs, base_epochs):>7} {wall:>7.0f} "
                     f"{_ratio(wall, base_wall):>7} {statistics.mean(r.pruned for r in mine):>7.1f}  {when}")
     return rows
@@ -156,9 +225,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="images drawn from the archive's training batches")
     parser.add_argument("--val-fraction", type=float, default=1 / 3,
                         help="of them held out for validation (1/3 of 2,000: 667 images, about +-1.9 points)")
-    parser.add_argument("--pruners", default="none,asha",
-                        help="comma-separated --prune values, asha+pause for --prune asha --prune-pause "
-                             "(median and hyperband double the run time)")
+    parser.add_argument("--pruners", default="none,asha,optuna-median",
+                        help="comma-separated --prune values, asha+pause for --prune asha --prune-pause, "
+                             "optuna-median (Optuna's TPE and default pruner as shipped), optuna-sha, "
+                             "optuna-hyperband, optuna-none (median and hyperband double the run time)")
     parser.add_argument("--sampler-loss", default="ranked", choices=("ranked", "best"),
                         help="--prune-sampler-loss of the pruned searches")
     parser.add_argument("--reduction-factor", type=int, default=Settings.prune_reduction_factor,
@@ -201,12 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{args.seeds} seeds, {args.jobs} searches at once x {args.threads} thread(s), "
               f"pruned loss for TPE: {args.sampler_loss}, eta {args.reduction_factor}, "
               f"min epochs {args.min_epochs}, warm-up {args.warmup_trials}", flush=True)
-        searches = [pruner_settings(base, name, seed)
+        searches = [(name, pruner_settings(base, name, seed))
                     for seed in range(args.first_seed, args.first_seed + args.seeds) for name in names]
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # one fresh process per search: each pays the same start-up (data, TensorFlow's first tracing)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 max_tasks_per_child=1) as pool:
             for run in pool.map(search_small_space, searches):
                 runs.append(run)
-                print(f"  seed {run.seed} {run.prune:<10} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
+                print(f"  seed {run.seed} {run.prune:<16} best {run.best:.4f}  trial-epochs {run.trial_epochs:>4}  "
                       f"pruned {run.pruned:>2}  {run.wall:.0f}s", flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps([asdict(r) for r in runs], indent=1))

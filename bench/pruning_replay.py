@@ -40,12 +40,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.pruning import EPOCHS  # noqa: E402
+from bench.pruning import EPOCHS, OPTUNA, optuna_pruner  # noqa: E402
 from hks.config import Settings  # noqa: E402
 from hks.pruners import FINISHED, PRUNED, Curve, Pruner, make_pruner  # noqa: E402
 
 PAUSE = "pause"  # ASHA with pauses and promotions (--prune-pause)
-OPTUNA = "optuna-"  # Optuna's pruners as shipped: optuna-median, optuna-sha, optuna-hyperband
 
 
 def patience_cut(values: Sequence[float], patience: int) -> list[float]:
@@ -122,14 +121,6 @@ def _next_promotion(cut: list[list[float]], paused: dict[int, list[int]], resume
         if chosen is not None:
             return chosen, rung
     return None
-
-
-def optuna_pruner(name: str) -> Callable[[], Any]:
-    """A maker of Optuna's pruner ``name`` as shipped, with its default settings."""
-    import optuna
-
-    return {"median": optuna.pruners.MedianPruner, "sha": optuna.pruners.SuccessiveHalvingPruner,
-            "hyperband": optuna.pruners.HyperbandPruner}[name]
 
 
 def replay_optuna(make: Callable[[], Any], curves: Sequence[Sequence[float]], patience: int) -> tuple[float, int]:

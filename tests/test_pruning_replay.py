@@ -89,3 +89,42 @@ def test_optunas_median_pruner_as_shipped_stops_a_trial_below_the_median_once_fi
     assert replay_optuna(optuna_pruner("median"), [*good, bad], patience=3) == (max(good[-1]), 5 * 6 + 1)
     assert replay_optuna(optuna_pruner("median"), [bad, *good], patience=3) == (0.90, 6 * 6)  # no median yet
     assert replayer("optuna-median", 6)([*good, bad], 3) == (max(good[-1]), 5 * 6 + 1)  # the spec names it
+
+
+def test_the_live_optuna_arm_reports_every_epoch_and_tells_optuna_which_trials_its_pruner_stopped(monkeypatch):
+    """The glue of bench/pruning.py's Optuna arm (the training itself is run_trial's, tested elsewhere): each
+    epoch reaches Optuna's MedianPruner as shipped, a pruned trial is told as pruned and scores nothing."""
+    import optuna
+
+    import hks.objective
+    from bench.pruning import pruner_settings, run_optuna_search, small_space
+    from hks.config import Settings
+    from hks.pruners import MONITOR
+
+    curves = [[0.30 + 0.01 * tid + 0.02 * e for e in range(4)] for tid in range(5)] + [[0.05, 0.9, 0.9, 0.9]]
+    points = []
+
+    def scripted_trial(point, settings, *, tid, should_prune, **_):
+        points.append(point)
+        seen = []
+        for epoch, value in enumerate(curves[tid]):
+            seen.append(value)
+            if should_prune(epoch, {MONITOR: value}):
+                return {"status": "pruned", "history": {MONITOR: seen}}
+        return {"status": "ok", "fine_best_accuracy": max(seen), "history": {MONITOR: seen}}
+
+    studies = []
+    create_study = optuna.create_study
+    monkeypatch.setattr(optuna, "create_study", lambda **kw: studies.append(create_study(**kw)) or studies[-1])
+    monkeypatch.setattr(hks.objective, "run_trial", scripted_trial)
+    monkeypatch.setattr(hks.objective, "splits_for", lambda settings: None)
+    settings = pruner_settings(Settings(max_evals=6, algo="tpe"), "optuna-median", seed=3)
+    run = run_optuna_search(settings, small_space(), "optuna-median")
+    assert settings.prune == "none"  # hks's own pruner stays out of the Optuna arm
+    assert (run.prune, run.seed, run.pruned) == ("optuna-median", 3, 1)
+    assert run.best == max(curves[4]) and run.trial_epochs == 5 * 4 + 1  # the last stopped after its first epoch
+    states = [t.state for t in studies[0].trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 5 + [optuna.trial.TrialState.PRUNED]
+    assert studies[0].trials[0].intermediate_values == dict(enumerate(curves[0]))
+    assert len({json.dumps(p, sort_keys=True, default=str) for p in points}) == 6  # Optuna's TPE drew each point
+    assert all(p["batch_size"] == 64 and 0.05 <= p["lr_rate_mult"] <= 20.0 for p in points)
