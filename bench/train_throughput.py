@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import multiprocessing.queues
 
+    import keras
     import numpy as np
+    import tensorflow as tf
 
     from hks.config import Settings
 
@@ -85,7 +87,7 @@ def load_cifar10(data_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[n
     return (x[order[n_val:]], y[order[n_val:]]), (x[order[:n_val]], y[order[:n_val]])
 
 
-def _plain_model():
+def plain_model() -> keras.Model:
     """The demo point's architecture written out by hand (hks.space.demo_point, CIFAR-10's one head)."""
     import keras
     from keras import layers, regularizers
@@ -112,6 +114,17 @@ def _plain_model():
     return model
 
 
+def plain_datasets(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+                   ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The plain script's input: shuffled batches with random flips, prefetched; validation batches."""
+    import tensorflow as tf
+
+    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train)).batch(BATCH)
+             .map(lambda x, y: (tf.image.random_flip_left_right(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+             .prefetch(tf.data.AUTOTUNE))
+    return train, tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+
 def _run_plain(args: argparse.Namespace, queue: multiprocessing.queues.Queue) -> None:
     """The baseline: a plain Keras script as a user would write it; nothing of hks is imported."""
     import keras
@@ -125,13 +138,10 @@ def _run_plain(args: argparse.Namespace, queue: multiprocessing.queues.Queue) ->
         major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0] if gpus else 0
         keras.config.set_dtype_policy("mixed_float16" if 7 <= major < 8 else "mixed_bfloat16")
     (x_train, y_train), (x_val, y_val) = load_cifar10(args.data_dir)
-    model = _plain_model()
+    model = plain_model()
     if args.jit != "auto":
         model.jit_compile = args.jit == "on"
-    train = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train)).batch(BATCH)
-             .map(lambda x, y: (tf.image.random_flip_left_right(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-             .prefetch(tf.data.AUTOTUNE))
-    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(BATCH).prefetch(tf.data.AUTOTUNE)
+    train, val = plain_datasets(x_train, y_train, x_val, y_val)
     stamps: list[tuple[float, float]] = []
     stamp = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(_stamp()))
     model.fit(train, validation_data=val, epochs=args.epochs, verbose=0, callbacks=[stamp])
