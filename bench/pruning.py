@@ -23,12 +23,17 @@ What it does not show: searches here are sequential, so asynchronous rungs fill 
 validation images each accuracy carries several points of noise (about +-3.5 at 200 images), which
 blurs every rung's ranking and inflates the best of many full-length trials (more of them finish
 without pruning). The default 667 validation images (of 2,000) carry about +-1.9 and fit the run in
-about 20 minutes; ``--dataset-size 3333 --val-fraction 0.6`` (2,000 validation images, about +-1.1)
-halves what every rule loses in the replay, for 30-37 minutes (docs/pruning.md).
+about 35 minutes with the three default arms; ``--dataset-size 3333 --val-fraction 0.6`` (2,000
+validation images, about +-1.1) halves what every rule loses in the replay, for 30-37 minutes with two
+arms (docs/pruning.md).
+An Optuna arm's trials train in its own process, as an Optuna script's do, where hks's each start a
+process (``--trial-process``): its wall time has no TensorFlow start per trial; compare trial-epochs
+for what the pruner saves. Its sampler is Optuna's TPE (10 random start-up trials) where hks's arms
+use hyperopt's (5): it measures what an Optuna user gets, sampler and pruner together.
 
     python bench/pruning.py [--seeds 3] [--trials 30] [--jobs 2] [--epochs 27] [--dataset-size 2000]
                             [--val-fraction 0.333]
-                            [--pruners none,asha] [--sampler-loss ranked]
+                            [--pruners none,asha,optuna-median] [--sampler-loss ranked]
                             [--first-seed 0] [--json FILE] [--summarize FILE ...]
 """
 
